@@ -1,0 +1,1 @@
+"""fruitsctl: the command-line interface (typer), one module per command group."""

@@ -1,0 +1,68 @@
+"""Decode and validate image bytes into fixed-size RGB arrays (pure: no Spark, no TF).
+
+A file that cannot become a usable image raises `BadImage` with a short reason; the
+featurize stage turns that into an error row instead of failing the job.
+"""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Far beyond any real photo (a 100 MP camera is 1e8): larger is a decompression bomb.
+MAX_PIXELS = 150_000_000
+MIN_SIDE = 8
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+class BadImage(ValueError):
+    """The bytes are not a usable image; the message is the reason recorded in the error row."""
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB; transparency is composited onto white (the Fruits-360 background)."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit / float grayscale: stretch to 8 bits rather than clip to white.
+        values = np.asarray(img, dtype=np.float64)
+        span = values.max() - values.min()
+        scaled = (values - values.min()) * (255.0 / span) if span else np.zeros_like(values)
+        img = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    return img.convert("RGB")
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """Bytes of a JPEG/PNG (or anything Pillow reads) -> uint8 array (size, size, 3)."""
+    if not data:
+        raise BadImage("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise BadImage(f"absurd dimensions {width}x{height} (over {MAX_PIXELS:,} pixels)")
+            if min(width, height) < MIN_SIDE:
+                raise BadImage(f"too small ({width}x{height}, need at least {MIN_SIDE} px a side)")
+            # JPEG: let libjpeg decode at 1/2..1/8 scale, so a 4000x3000 photo costs little.
+            img.draft("RGB", (size, size))
+            img = ImageOps.exif_transpose(img)
+            img.load()
+    except BadImage:
+        raise
+    except Image.DecompressionBombWarning as exc:
+        raise BadImage(f"absurd dimensions ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise BadImage("not an image (Pillow cannot identify the format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"corrupt image: {exc}") from None
+    rgb = _to_rgb(img)
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(rgb, dtype=np.uint8)

@@ -1,0 +1,52 @@
+"""The job's spark-submit entry point: `spark-submit job/main.py --input ... --output ...`.
+
+Takes the same options as `fruitsctl run` (built from the same JobConfig fields) and a
+--config file; Spark's master, resources and S3 settings come from spark-submit's conf.
+"""
+
+import argparse
+import json
+import sys
+
+from fruits.config import FIELDS, build_config, flag, load_config_file, value_type
+from fruits.errors import EXIT_USER_ERROR, UserError
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fruits-job", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", dest="config_file", help="YAML/JSON file of job options.")
+    for name, field in FIELDS.items():
+        kind = value_type(name)
+        if kind is bool:
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None,
+                                help=field.metadata["help"])
+        else:
+            # Values are strings here: build_config converts and checks them, as for the CLI.
+            parser.add_argument(flag(name), dest=name, default=None, help=field.metadata["help"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(argument_parser().parse_args(argv))
+    try:
+        config_file = args.pop("config_file")
+        layers = [load_config_file(config_file)] if config_file else []
+        config = build_config(*layers, args)
+        from fruits.pipeline import run_job  # after argument checks: imports Spark
+        from fruits.spark_session import submitted_spark
+
+        spark = submitted_spark()
+        try:
+            manifest = run_job(spark, config)
+        finally:
+            spark.stop()
+    except UserError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(json.dumps({"run_id": manifest["run_id"], "counts": manifest["counts"], "k": manifest["pca"]["k"],
+                      "output": manifest["output"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

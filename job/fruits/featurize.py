@@ -1,0 +1,110 @@
+"""Featurize: decode, resize and run the CNN backbone, batched, inside Spark tasks.
+
+The model cache is a module global of this importable module on purpose: Spark pickles a
+closure (or anything in __main__) with every task, which would rebuild the model per
+task; a module global lives as long as the reused Python worker (GUIDE.md).
+"""
+
+import os
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+
+from fruits.backbones import BACKBONES, Backbone
+from fruits.config import JobConfig
+from fruits.decode import BadImage, decode_image
+from fruits.errors import worker_user_error
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FEATURIZED_SCHEMA = "path string, label string, split string, features array<float>, error string"
+
+_MODELS: dict[tuple, object] = {}
+_THREADS_SET = False
+
+
+def _match_tf_threads(threads: int) -> None:
+    """TF threads = the cores Spark gave this task (set once, before TF's runtime starts)."""
+    global _THREADS_SET
+    if _THREADS_SET:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # runtime already initialised in this process: keep its setting
+    _THREADS_SET = True
+
+
+def load_model(backbone: Backbone, image_size: int, weights: str, threads: int = 1):
+    """The backbone for these settings, built at most once per Python process."""
+    key = (backbone.name, image_size, weights)
+    if key not in _MODELS:
+        _match_tf_threads(threads)
+        try:
+            _MODELS[key] = backbone.build(image_size, weights)
+        except Exception as exc:  # noqa: BLE001 - every cause here is a settings problem
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if weights == "imagenet":
+                raise worker_user_error(
+                    f"Could not get the ImageNet weights for {backbone.name} ({reason}); without internet "
+                    "access pass --weights PATH to a Keras weights file."
+                ) from None
+            raise worker_user_error(
+                f"Could not load weights {weights!r} into {backbone.name} at {image_size}px ({reason}); "
+                "check that the file holds weights for this --model."
+            ) from None
+    return _MODELS[key]
+
+
+def featurize_batch(model, backbone: Backbone, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """uint8 images (N, S, S, 3) -> float32 features (N, feature_dim)."""
+    inputs = backbone.preprocess(images.astype(np.float32))
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def featurize_frame(frame: pd.DataFrame, model, backbone: Backbone, config: JobConfig) -> pd.DataFrame:
+    """One Arrow batch of (path, content, label, split) -> featurized rows, bad files as error rows."""
+    arrays, good_rows, errors = [], [], [None] * len(frame)
+    for i, data in enumerate(frame["content"]):
+        try:
+            arrays.append(decode_image(data, config.image_size))
+            good_rows.append(i)
+        except BadImage as exc:
+            errors[i] = str(exc)
+    features: list = [None] * len(frame)
+    if arrays:
+        vectors = featurize_batch(model, backbone, np.stack(arrays), config.batch_size)
+        for row, vector in zip(good_rows, vectors):
+            features[row] = vector
+    return pd.DataFrame(
+        {
+            "path": frame["path"].to_numpy(),
+            "label": frame["label"].to_numpy(),
+            "split": frame["split"].to_numpy(),
+            "features": features,
+            "error": errors,
+        }
+    )
+
+
+def featurize(images: DataFrame, config: JobConfig) -> DataFrame:
+    """Spark stage: labelled (path, content) rows -> FEATURIZED_SCHEMA rows."""
+    backbone = BACKBONES[config.model]
+
+    def featurize_partition(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        threads = context.cpus() if context else 1
+        model = None
+        for frame in frames:
+            if model is None:
+                model = load_model(backbone, config.image_size, config.weights, threads)
+            yield featurize_frame(frame, model, backbone, config)
+
+    return images.mapInPandas(featurize_partition, FEATURIZED_SCHEMA)

@@ -1,0 +1,49 @@
+"""Ingest: list image files under any Spark path and label each by its folder."""
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fruits.decode import IMAGE_EXTENSIONS
+from fruits.errors import UserError
+from fruits.storage import HadoopFS
+
+# Hadoop glob: image extensions in any letter case, e.g. *.{[jJ][pP][gG],...}.
+IMAGE_GLOB = "*.{" + ",".join("".join(f"[{c.lower()}{c.upper()}]" for c in ext[1:]) for ext in IMAGE_EXTENSIONS) + "}"
+
+# A grandparent folder with one of these names is the split (Fruits-360: Training/, Test/).
+SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validation")
+
+
+def check_input(spark: SparkSession, uri: str) -> None:
+    """Fail early, with the fix, when the input path does not exist."""
+    try:
+        found = HadoopFS(spark, uri).glob_matches()
+    except Exception as exc:  # noqa: BLE001 - the JVM's error text is the useful part
+        raise UserError(f"Cannot list input {uri!r}: {str(exc).splitlines()[0]}") from None
+    if not found:
+        raise UserError(f"Input path {uri!r} does not exist: check --input.")
+
+
+def read_images(spark: SparkSession, uri: str) -> DataFrame:
+    """(path, content) for every .jpg/.jpeg/.png under `uri`, recursively."""
+    check_input(spark, uri)
+    return (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", IMAGE_GLOB)
+        .load(uri)
+        .select("path", "content")
+    )
+
+
+def _path_part(path: Column, from_end: int) -> Column:
+    parts = F.split(path, "/")
+    return F.when(F.size(parts) >= from_end, F.element_at(parts, -from_end))
+
+
+def with_labels(images: DataFrame) -> DataFrame:
+    """Add `label` (parent folder name, as is) and `split` (grandparent, if a known split name)."""
+    grandparent = _path_part(F.col("path"), 3)
+    return images.withColumn("label", _path_part(F.col("path"), 2)).withColumn(
+        "split", F.when(F.lower(grandparent).isin(*SPLIT_NAMES), grandparent)
+    )

@@ -1,0 +1,65 @@
+"""The output folder of a run, and the rule that only a manifest makes it complete.
+
+Layout under OUTPUT (a folder or an s3a:// prefix):
+    features/        Parquet: path, label, split, features, pca
+    errors/          Parquet: path, label, split, error (files that could not be decoded)
+    model/           Spark ML PipelineModel (scaler + PCA + slicer)
+    manifest.json    written last: its presence is what says the run finished
+    _RUN_IN_PROGRESS marker present while a run writes (removed after the manifest)
+"""
+
+import json
+
+from pyspark.sql import SparkSession
+
+from fruits.errors import UserError
+from fruits.storage import HadoopFS
+
+MANIFEST = "manifest.json"
+IN_PROGRESS = "_RUN_IN_PROGRESS"
+FEATURES, ERRORS, MODEL = "features", "errors", "model"
+
+
+class RunOutput:
+    def __init__(self, spark: SparkSession, uri: str):
+        self.uri = uri.rstrip("/")
+        self.fs = HadoopFS(spark, self.uri)
+
+    def child(self, name: str) -> str:
+        return f"{self.uri}/{name}"
+
+    def claim(self, run_id: str, overwrite: bool) -> None:
+        """Make the output ours for this run, refusing to replace results the user did not give up.
+
+        A finished run (manifest present) is replaced only with overwrite. A run that died
+        (in-progress marker, no manifest) is replaced, so a retried job converges on the
+        same final output. A folder of someone else's files is replaced only with overwrite.
+        """
+        try:
+            exists = self.fs.exists()
+        except Exception as exc:  # noqa: BLE001
+            raise UserError(f"Cannot reach output {self.uri!r}: {str(exc).splitlines()[0]}") from None
+        if exists:
+            if not self.fs.is_dir():
+                raise UserError(f"Output {self.uri!r} is a file: give a folder path for --output.")
+            children = set(self.fs.children())
+            if MANIFEST in children and not overwrite:
+                raise UserError(
+                    f"Output {self.uri!r} already holds a finished run: pass --overwrite to replace it, "
+                    "or choose another --output."
+                )
+            if children and not children & {MANIFEST, IN_PROGRESS} and not overwrite:
+                raise UserError(
+                    f"Output {self.uri!r} is not empty and is not a Fruits run: choose a new folder "
+                    "for --output (or pass --overwrite to replace its contents)."
+                )
+            if MANIFEST in children:  # first, so no reader takes the old results for the new
+                self.fs.delete(MANIFEST)
+            for name in children - {MANIFEST}:
+                self.fs.delete(name)
+        self.fs.write_text(IN_PROGRESS, json.dumps({"run_id": run_id}))
+
+    def complete(self, manifest: dict) -> None:
+        """Write the manifest (the last file of a run) and drop the in-progress marker."""
+        self.fs.write_text(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+        self.fs.delete(IN_PROGRESS)

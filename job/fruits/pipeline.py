@@ -1,0 +1,124 @@
+"""The job: ingest -> featurize -> reduce -> write, with the manifest written last."""
+
+import datetime as dt
+import platform
+import time
+import uuid
+from importlib import metadata
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fruits import __version__
+from fruits.backbones import BACKBONES
+from fruits.config import JobConfig
+from fruits.errors import UserError, worker_errors_as_user_errors
+from fruits.featurize import featurize
+from fruits.ingest import IMAGE_GLOB, read_images, with_labels
+from fruits.output import ERRORS, FEATURES, MODEL, RunOutput
+from fruits.progress import StageClock
+from fruits.reduce import apply_reduction, fit_reduction
+
+ROWS_PER_FILE = 20_000  # ~100 MB Parquet files of 1280-d float vectors
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _versions(spark: SparkSession) -> dict[str, str]:
+    found = {"fruits": __version__, "python": platform.python_version(), "spark": spark.version}
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "pyarrow", "pandas"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _counts_by(frame: DataFrame, column: str) -> dict[str, int]:
+    rows = frame.where(F.col(column).isNotNull()).groupBy(column).count().collect()
+    return {row[column]: row["count"] for row in sorted(rows, key=lambda r: r[column])}
+
+
+def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = None,
+            run_id: str | None = None) -> dict:
+    """Run the whole job for `config`; returns the manifest it wrote."""
+    if not config.input or not config.output:
+        raise UserError("The job needs both --input and --output.")
+    clock = clock or StageClock()
+    run_id = run_id or new_run_id()
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    backbone = BACKBONES[config.model]
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_size))
+
+    with clock.stage("ingest"):
+        images = read_images(spark, config.input)
+        if images.select("path").limit(1).count() == 0:
+            raise UserError(
+                f"No image files ({IMAGE_GLOB}) under {config.input!r}: put images in "
+                "<label>/<file>.jpg folders there, or point --input elsewhere."
+            )
+        output = RunOutput(spark, config.output)
+        output.claim(run_id, config.overwrite)
+        labelled = with_labels(images)
+        if config.partitions:
+            labelled = labelled.repartition(config.partitions)
+
+    with clock.stage("featurize"), worker_errors_as_user_errors():
+        featurized = featurize(labelled, config).persist(StorageLevel.MEMORY_AND_DISK)
+        read_count = featurized.count()
+    try:
+        good = featurized.where(F.col("error").isNull()).drop("error")
+        bad = featurized.where(F.col("error").isNotNull()).select("path", "label", "split", "error")
+        failed_count = bad.count()
+        ok_count = read_count - failed_count
+        with clock.stage("write"):
+            bad.coalesce(1).write.mode("overwrite").parquet(output.child(ERRORS))
+        if ok_count < 2:
+            raise UserError(
+                f"Only {ok_count} of {read_count} images could be decoded (PCA needs at least 2); "
+                f"the reasons are in {output.child(ERRORS)}."
+            )
+
+        with clock.stage("reduce"):
+            reduction = fit_reduction(good, backbone.feature_dim, k=config.k, variance=config.variance,
+                                      fit_fraction=config.fit_fraction, seed=config.seed)
+
+        with clock.stage("write"):
+            files = max(1, -(-ok_count // ROWS_PER_FILE))
+            reduced = apply_reduction(reduction.model, good)
+            reduced.coalesce(files).write.mode("overwrite").parquet(output.child(FEATURES))
+            reduction.model.write().overwrite().save(output.child(MODEL))
+            labels = _counts_by(good, "label")
+            splits = _counts_by(good, "split")
+    finally:
+        featurized.unpersist()
+
+    wall = time.perf_counter() - started
+    cores = spark.sparkContext.defaultParallelism
+    manifest = {
+        "format": "fruits-run/1",
+        "run_id": run_id,
+        "started_at": started_at,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": config.input,
+        "output": output.uri,
+        "counts": {"read": read_count, "ok": ok_count, "failed": failed_count},
+        "labels": labels,
+        "splits": splits,
+        "model": {"name": backbone.name, "weights": config.weights, "image_size": config.image_size,
+                  "feature_dim": backbone.feature_dim},
+        "pca": {"k": reduction.k, "variance_target": None if config.k else config.variance,
+                "variance_kept": reduction.variance_kept, "explained_variance": reduction.explained_variance},
+        "timings_s": {**clock.timings, "total": round(wall, 3)},
+        "cost": {"executor_cores": cores, "core_seconds": round(cores * wall, 1),
+                 "core_seconds_per_1000_images": round(cores * wall * 1000 / read_count, 1)},
+        "files": {"features": FEATURES, "errors": ERRORS, "model": MODEL},
+        "config": config.to_dict(),
+        "versions": _versions(spark),
+    }
+    output.complete(manifest)
+    return manifest

@@ -1,0 +1,44 @@
+"""The one place a SparkSession is built, for local runs and inside spark-submit."""
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+# What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
+# workers (so the model cache survives between tasks), quiet TensorFlow in workers.
+JOB_SPARK_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.python.worker.reuse": "true",
+    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+# Local mode only (the embedded default of `fruitsctl run`).
+LOCAL_SPARK_CONF = {
+    "spark.driver.memory": "4g",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.showConsoleProgress": "false",  # fruitsctl draws its own progress
+}
+
+
+def local_spark(master: str = "local[*]", extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """A local-mode session whose Python workers run this interpreter."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName("fruits").master(master)
+    for key, value in {**JOB_SPARK_CONF, **LOCAL_SPARK_CONF, **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def submitted_spark() -> SparkSession:
+    """The session spark-submit set up (master, resources and S3 come from its conf)."""
+    builder = SparkSession.builder.appName("fruits")
+    for key, value in JOB_SPARK_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
