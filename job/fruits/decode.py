@@ -5,7 +5,6 @@ featurize stage turns that into an error row instead of failing the job.
 """
 
 import io
-import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -13,8 +12,12 @@ from PIL import Image, ImageOps
 # Far beyond any real photo (a 100 MP camera is 1e8): larger is a decompression bomb.
 MAX_PIXELS = 150_000_000
 MIN_SIDE = 8
+# Our own MAX_PIXELS check (on the header, before any pixel is decoded) replaces Pillow's,
+# so the error row can say which dimensions were refused.
+Image.MAX_IMAGE_PIXELS = None
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+EMPTY_FILE = "empty file (0 bytes)"
 
 
 class BadImage(ValueError):
@@ -40,29 +43,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def decode_image(data: bytes, size: int) -> np.ndarray:
     """Bytes of a JPEG/PNG (or anything Pillow reads) -> uint8 array (size, size, 3)."""
     if not data:
-        raise BadImage("empty file (0 bytes)")
+        raise BadImage(EMPTY_FILE)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise BadImage(f"absurd dimensions {width}x{height} (over {MAX_PIXELS:,} pixels)")
-            if min(width, height) < MIN_SIDE:
-                raise BadImage(f"too small ({width}x{height}, need at least {MIN_SIDE} px a side)")
-            # JPEG: let libjpeg decode at 1/2..1/8 scale, so a 4000x3000 photo costs little.
-            img.draft("RGB", (size, size))
-            img = ImageOps.exif_transpose(img)
-            img.load()
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if width * height > MAX_PIXELS:
+            raise BadImage(f"absurd dimensions {width}x{height} (over {MAX_PIXELS:,} pixels)")
+        if min(width, height) < MIN_SIDE:
+            raise BadImage(f"too small ({width}x{height}, need at least {MIN_SIDE} px a side)")
+        # JPEG: let libjpeg decode at 1/2..1/8 scale, so a 4000x3000 photo costs little.
+        img.draft("RGB", (size, size))
+        img = ImageOps.exif_transpose(img)
+        img.load()
+        rgb = _to_rgb(img)
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     except BadImage:
         raise
-    except Image.DecompressionBombWarning as exc:
-        raise BadImage(f"absurd dimensions ({exc})") from None
     except Image.UnidentifiedImageError:
         raise BadImage("not an image (Pillow cannot identify the format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImage(f"corrupt image: {exc}") from None
-    rgb = _to_rgb(img)
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(rgb, dtype=np.uint8)

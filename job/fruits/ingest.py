@@ -1,5 +1,7 @@
 """Ingest: list image files under any Spark path and label each by its folder."""
 
+from urllib.parse import unquote
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -47,3 +49,18 @@ def with_labels(images: DataFrame) -> DataFrame:
     return images.withColumn("label", _path_part(F.col("path"), 2)).withColumn(
         "split", F.when(F.lower(grandparent).isin(*SPLIT_NAMES), grandparent)
     )
+
+
+def _as_scan_path(uri: str) -> str:
+    """inputFiles() spelling (file:///a%20b) -> the binaryFile `path` spelling (file:/a b)."""
+    path = unquote(uri)
+    return "file:/" + path[len("file:///"):] if path.startswith("file:///") else path
+
+
+def unread_files(spark: SparkSession, listed: list[str], read: DataFrame) -> DataFrame:
+    """Listed files that the scan returned no row for, labelled like the others.
+
+    Spark's file scan silently drops zero-byte files; the job reports them as error rows.
+    """
+    listed_frame = spark.createDataFrame([(_as_scan_path(uri),) for uri in listed], "path string")
+    return with_labels(listed_frame.join(read.select("path"), "path", "left_anti"))

@@ -15,7 +15,8 @@ from fruits.backbones import BACKBONES
 from fruits.config import JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
 from fruits.featurize import featurize
-from fruits.ingest import IMAGE_GLOB, read_images, with_labels
+from fruits.decode import EMPTY_FILE
+from fruits.ingest import IMAGE_GLOB, read_images, unread_files, with_labels
 from fruits.output import ERRORS, FEATURES, MODEL, RunOutput
 from fruits.progress import StageClock
 from fruits.reduce import apply_reduction, fit_reduction
@@ -56,7 +57,8 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
 
     with clock.stage("ingest"):
         images = read_images(spark, config.input)
-        if images.select("path").limit(1).count() == 0:
+        listed = images.inputFiles()  # the driver's listing; zero-byte files included
+        if not listed:
             raise UserError(
                 f"No image files ({IMAGE_GLOB}) under {config.input!r}: put images in "
                 "<label>/<file>.jpg folders there, or point --input elsewhere."
@@ -69,10 +71,14 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
 
     with clock.stage("featurize"), worker_errors_as_user_errors():
         featurized = featurize(labelled, config).persist(StorageLevel.MEMORY_AND_DISK)
-        read_count = featurized.count()
+        scanned = featurized.count()
     try:
         good = featurized.where(F.col("error").isNull()).drop("error")
         bad = featurized.where(F.col("error").isNotNull()).select("path", "label", "split", "error")
+        if scanned < len(listed):
+            empty = unread_files(spark, listed, featurized).withColumn("error", F.lit(EMPTY_FILE))
+            bad = bad.unionByName(empty)
+        read_count = len(listed)
         failed_count = bad.count()
         ok_count = read_count - failed_count
         with clock.stage("write"):

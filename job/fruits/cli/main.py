@@ -1,16 +1,28 @@
 """fruitsctl's entry point: the Typer app, and the one place errors become exit codes."""
 
-import sys
-
 import typer
+from typer.core import TyperGroup
 
 from fruits.cli.console import print_error
 from fruits.cli.options import with_job_options
 from fruits.cli.run import run
 from fruits.errors import EXIT_USER_ERROR, UserError
 
+
+class FruitsGroup(TyperGroup):
+    """Every command's UserError becomes one red sentence and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            print_error(str(exc))
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
+
 app = typer.Typer(
     name="fruitsctl",
+    cls=FruitsGroup,
     help="Fruits! feature pipeline: run it locally or on Kubernetes, and look at its results.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -24,8 +36,4 @@ def _root() -> None:
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except UserError as exc:
-        print_error(str(exc))
-        sys.exit(EXIT_USER_ERROR)
+    app()

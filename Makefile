@@ -1,0 +1,29 @@
+# Fruits! feature pipeline. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Arguments for `make run`, e.g. make run ARGS="--input data/ --weights imagenet"
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/fruitsctl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --progress-bar off -e ".[test]"
+	@touch $@
+
+install: $(BIN)/fruitsctl ## Create .venv/ with the job, fruitsctl and the test tools
+
+run: install ## Run the job locally (demo data unless ARGS has --input)
+	$(BIN)/fruitsctl run $(ARGS)
+
+test: install ## Run the test suite (needs ../shared beside the project)
+	$(BIN)/python -m pytest
+
+clean: ## Remove the virtual environment and local outputs
+	rm -rf $(VENV) fruits-output .pytest_cache

@@ -1,0 +1,41 @@
+"""decode_image on every kind of file a user may have, without Spark."""
+
+import numpy as np
+import pytest
+from image_files import odd_files
+
+from fruits.decode import BadImage, decode_image
+
+FILES = odd_files()
+
+
+@pytest.mark.parametrize("name", [n for n, (_, ok) in FILES.items() if ok])
+def test_odd_but_valid_images_become_rgb_arrays_of_the_model_size(name):
+    array = decode_image(FILES[name][0], 96)
+    assert array.shape == (96, 96, 3) and array.dtype == np.uint8
+    assert array.std() > 0  # real content, not a blank canvas
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("zero_bytes.jpg", "empty file"),
+        ("truncated.jpg", "corrupt image"),
+        ("text.jpg", "not an image"),
+        ("absurd.png", "absurd dimensions 100000x100000"),
+    ],
+)
+def test_unusable_files_raise_bad_image_with_a_reason(name, reason):
+    with pytest.raises(BadImage, match=reason):
+        decode_image(FILES[name][0], 96)
+
+
+def test_transparency_is_composited_on_white():
+    from PIL import Image
+
+    clear = Image.new("RGBA", (50, 50), (255, 0, 0, 0))
+    import io
+
+    buffer = io.BytesIO()
+    clear.save(buffer, format="PNG")
+    assert (decode_image(buffer.getvalue(), 32) == 255).all()
