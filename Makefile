@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test clean
+.PHONY: help install jars run test clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -19,10 +19,13 @@ $(BIN)/fruitsctl: pyproject.toml
 
 install: $(BIN)/fruitsctl ## Create .venv/ with the job, fruitsctl and the test tools
 
+jars: install ## Fetch the S3A connector jars (checksums verified) into ~/.cache/fruits/jars
+	$(BIN)/python -m fruits.s3a_jars
+
 run: install ## Run the job locally (demo data unless ARGS has --input)
 	$(BIN)/fruitsctl run $(ARGS)
 
-test: install ## Run the test suite (needs ../shared beside the project)
+test: install jars ## Run the test suite (needs ../shared beside the project)
 	$(BIN)/python -m pytest
 
 clean: ## Remove the virtual environment and local outputs

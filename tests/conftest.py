@@ -1,6 +1,7 @@
 """Shared fixtures: the ../shared test assets, one SparkSession per test run."""
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ SHARED = ROOT.parent / "shared"
 SAMPLE = SHARED / "data" / "fruits360-sample"
 WEIGHTS = SHARED / "models" / "mobilenet_v2_backbone.weights.h5"
 CRDS = SHARED / "crds"
+S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_PROFILE",
+          "AWS_SESSION_TOKEN")
 
 
 def require_shared(path: Path) -> Path:
@@ -34,8 +37,55 @@ def weights() -> str:
 @pytest.fixture(scope="session")
 def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    from fruits.s3a_jars import jars_dir, verified_jars
     from fruits.spark_session import local_spark
+
+    if not verified_jars():
+        pytest.fail(f"The S3A jars are missing from {jars_dir()}: run `make jars` (make test does).", pytrace=False)
 
     session = local_spark("local[2]", {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_run(spark, sample_dir, weights, tmp_path_factory):
+    """The job on the Fruits-360 sample with default settings, once per test run."""
+    import pyarrow.parquet as pq
+
+    from fruits.config import build_config
+    from fruits.pipeline import run_job
+
+    output = tmp_path_factory.mktemp("sample") / "out"
+    config = build_config({"input": str(sample_dir), "output": str(output), "weights": weights})
+    manifest = run_job(spark, config)
+    return output, manifest, pq.read_table(output / "features").to_pandas()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1, with the standard AWS variables pointing at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint})
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -3,21 +3,14 @@
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
-from fruits.config import build_config
-from fruits.pipeline import run_job
 from fruits.reduce import apply_reduction, load_reduction_model
 
 
 @pytest.fixture(scope="module")
-def run(spark, sample_dir, weights, tmp_path_factory):
-    output = tmp_path_factory.mktemp("sample") / "out"
-    config = build_config({"input": str(sample_dir), "output": str(output), "weights": weights})
-    manifest = run_job(spark, config)
-    table = pq.read_table(output / "features").to_pandas()
-    return output, manifest, table
+def run(sample_run):
+    return sample_run
 
 
 def test_every_image_becomes_one_row_with_its_folder_label(run, sample_dir):

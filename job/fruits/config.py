@@ -55,6 +55,18 @@ class JobConfig:
     )
     seed: int = option(42, "Seed for the fit sample.", low=0, high=2**31 - 1)
     overwrite: bool = option(False, "Replace an existing complete output (one with a manifest).")
+    s3_endpoint: str | None = option(
+        None, "S3 endpoint URL; empty: AWS, or $AWS_ENDPOINT_URL when set. An http:// URL turns TLS off."
+    )
+    s3_region: str | None = option(None, "S3 region; empty: $AWS_REGION or $AWS_DEFAULT_REGION.")
+    s3_path_style: bool = option(False, "Path-style S3 requests (MinIO and other local S3 servers).")
+    s3_tls: bool = option(True, "Use TLS to the S3 endpoint (an http:// endpoint turns it off).")
+    s3_credentials: str = option(
+        "default",
+        "Where S3 credentials come from: irsa (the pod's web identity token), static "
+        "($AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY), default (the AWS default chain).",
+        choices=("irsa", "static", "default"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,12 +18,8 @@ SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validati
 
 def check_input(spark: SparkSession, uri: str) -> None:
     """Fail early, with the fix, when the input path does not exist."""
-    try:
-        found = HadoopFS(spark, uri).glob_matches()
-    except Exception as exc:  # noqa: BLE001 - the JVM's error text is the useful part
-        raise UserError(f"Cannot list input {uri!r}: {str(exc).splitlines()[0]}") from None
-    if not found:
-        raise UserError(f"Input path {uri!r} does not exist: check --input.")
+    if not HadoopFS(spark, uri).glob_matches():
+        raise UserError(f"Input path {uri!r} does not exist (or is an empty S3 prefix): check --input.")
 
 
 def read_images(spark: SparkSession, uri: str) -> DataFrame:

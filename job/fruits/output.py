@@ -35,11 +35,7 @@ class RunOutput:
         (in-progress marker, no manifest) is replaced, so a retried job converges on the
         same final output. A folder of someone else's files is replaced only with overwrite.
         """
-        try:
-            exists = self.fs.exists()
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"Cannot reach output {self.uri!r}: {str(exc).splitlines()[0]}") from None
-        if exists:
+        if self.fs.exists():
             if not self.fs.is_dir():
                 raise UserError(f"Output {self.uri!r} is a file: give a folder path for --output.")
             children = set(self.fs.children())

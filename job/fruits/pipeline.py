@@ -20,6 +20,7 @@ from fruits.ingest import IMAGE_GLOB, read_images, unread_files, with_labels
 from fruits.output import ERRORS, FEATURES, MODEL, RunOutput
 from fruits.progress import StageClock
 from fruits.reduce import apply_reduction, fit_reduction
+from fruits.s3a import configure_s3a, is_s3, storage_errors_as_user_errors
 
 ROWS_PER_FILE = 20_000  # ~100 MB Parquet files of 1280-d float vectors
 
@@ -52,54 +53,33 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     run_id = run_id or new_run_id()
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    backbone = BACKBONES[config.model]
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_size))
+    if is_s3(config.input) or is_s3(config.output):
+        configure_s3a(spark, config)
 
     with clock.stage("ingest"):
-        images = read_images(spark, config.input)
-        listed = images.inputFiles()  # the driver's listing; zero-byte files included
+        with storage_errors_as_user_errors(config.input, config, doing="list the input"):
+            images = read_images(spark, config.input)
+            listed = images.inputFiles()  # the driver's listing; zero-byte files included
         if not listed:
             raise UserError(
                 f"No image files ({IMAGE_GLOB}) under {config.input!r}: put images in "
                 "<label>/<file>.jpg folders there, or point --input elsewhere."
             )
-        output = RunOutput(spark, config.output)
-        output.claim(run_id, config.overwrite)
+        with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
+            output = RunOutput(spark, config.output)
+            output.claim(run_id, config.overwrite)
         labelled = with_labels(images)
         if config.partitions:
             labelled = labelled.repartition(config.partitions)
 
-    with clock.stage("featurize"), worker_errors_as_user_errors():
+    with clock.stage("featurize"), worker_errors_as_user_errors(), \
+            storage_errors_as_user_errors(config.input, config):
         featurized = featurize(labelled, config).persist(StorageLevel.MEMORY_AND_DISK)
         scanned = featurized.count()
     try:
-        good = featurized.where(F.col("error").isNull()).drop("error")
-        bad = featurized.where(F.col("error").isNotNull()).select("path", "label", "split", "error")
-        if scanned < len(listed):
-            empty = unread_files(spark, listed, featurized).withColumn("error", F.lit(EMPTY_FILE))
-            bad = bad.unionByName(empty)
-        read_count = len(listed)
-        failed_count = bad.count()
-        ok_count = read_count - failed_count
-        with clock.stage("write"):
-            bad.coalesce(1).write.mode("overwrite").parquet(output.child(ERRORS))
-        if ok_count < 2:
-            raise UserError(
-                f"Only {ok_count} of {read_count} images could be decoded (PCA needs at least 2); "
-                f"the reasons are in {output.child(ERRORS)}."
-            )
-
-        with clock.stage("reduce"):
-            reduction = fit_reduction(good, backbone.feature_dim, k=config.k, variance=config.variance,
-                                      fit_fraction=config.fit_fraction, seed=config.seed)
-
-        with clock.stage("write"):
-            files = max(1, -(-ok_count // ROWS_PER_FILE))
-            reduced = apply_reduction(reduction.model, good)
-            reduced.coalesce(files).write.mode("overwrite").parquet(output.child(FEATURES))
-            reduction.model.write().overwrite().save(output.child(MODEL))
-            labels = _counts_by(good, "label")
-            splits = _counts_by(good, "split")
+        with storage_errors_as_user_errors(config.output, config):
+            results = _reduce_and_write(spark, config, clock, output, featurized, listed, scanned)
     finally:
         featurized.unpersist()
 
@@ -112,6 +92,52 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "input": config.input,
         "output": output.uri,
+        **results,
+        "timings_s": {**clock.timings, "total": round(wall, 3)},
+        "cost": {"executor_cores": cores, "core_seconds": round(cores * wall, 1),
+                 "core_seconds_per_1000_images": round(cores * wall * 1000 / len(listed), 1)},
+        "files": {"features": FEATURES, "errors": ERRORS, "model": MODEL},
+        "config": config.to_dict(),
+        "versions": _versions(spark),
+    }
+    with storage_errors_as_user_errors(config.output, config):
+        output.complete(manifest)
+    return manifest
+
+
+def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
+                      featurized: DataFrame, listed: list[str], scanned: int) -> dict:
+    """Error rows, scaler + PCA, and the result files; returns the manifest's result fields."""
+    backbone = BACKBONES[config.model]
+    good = featurized.where(F.col("error").isNull()).drop("error")
+    bad = featurized.where(F.col("error").isNotNull()).select("path", "label", "split", "error")
+    if scanned < len(listed):
+        empty = unread_files(spark, listed, featurized).withColumn("error", F.lit(EMPTY_FILE))
+        bad = bad.unionByName(empty)
+    read_count = len(listed)
+    failed_count = bad.count()
+    ok_count = read_count - failed_count
+    with clock.stage("write"):
+        bad.coalesce(1).write.mode("overwrite").parquet(output.child(ERRORS))
+    if ok_count < 2:
+        raise UserError(
+            f"Only {ok_count} of {read_count} images could be decoded (PCA needs at least 2); "
+            f"the reasons are in {output.child(ERRORS)}."
+        )
+
+    with clock.stage("reduce"):
+        reduction = fit_reduction(good, backbone.feature_dim, k=config.k, variance=config.variance,
+                                  fit_fraction=config.fit_fraction, seed=config.seed)
+
+    with clock.stage("write"):
+        files = max(1, -(-ok_count // ROWS_PER_FILE))
+        reduced = apply_reduction(reduction.model, good)
+        reduced.coalesce(files).write.mode("overwrite").parquet(output.child(FEATURES))
+        reduction.model.write().overwrite().save(output.child(MODEL))
+        labels = _counts_by(good, "label")
+        splits = _counts_by(good, "split")
+
+    return {
         "counts": {"read": read_count, "ok": ok_count, "failed": failed_count},
         "labels": labels,
         "splits": splits,
@@ -119,12 +145,4 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
                   "feature_dim": backbone.feature_dim},
         "pca": {"k": reduction.k, "variance_target": None if config.k else config.variance,
                 "variance_kept": reduction.variance_kept, "explained_variance": reduction.explained_variance},
-        "timings_s": {**clock.timings, "total": round(wall, 3)},
-        "cost": {"executor_cores": cores, "core_seconds": round(cores * wall, 1),
-                 "core_seconds_per_1000_images": round(cores * wall * 1000 / read_count, 1)},
-        "files": {"features": FEATURES, "errors": ERRORS, "model": MODEL},
-        "config": config.to_dict(),
-        "versions": _versions(spark),
     }
-    output.complete(manifest)
-    return manifest

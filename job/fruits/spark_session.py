@@ -5,6 +5,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from fruits.s3a_jars import verified_jars
+
 # What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
 # workers (so the model cache survives between tasks), quiet TensorFlow in workers.
 JOB_SPARK_CONF = {
@@ -27,7 +29,10 @@ def local_spark(master: str = "local[*]", extra_conf: dict[str, str] | None = No
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName("fruits").master(master)
-    for key, value in {**JOB_SPARK_CONF, **LOCAL_SPARK_CONF, **(extra_conf or {})}.items():
+    conf = {**JOB_SPARK_CONF, **LOCAL_SPARK_CONF}
+    if jars := verified_jars():  # the S3A connector, when `make jars` fetched it
+        conf["spark.jars"] = ",".join(str(jar) for jar in jars)
+    for key, value in {**conf, **(extra_conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -1,6 +1,9 @@
 """All of fruitsctl's Rich output: one console, summaries and error lines."""
 
+from contextlib import contextmanager
+
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 console = Console(stderr=False, highlight=False)
@@ -30,4 +33,27 @@ def run_summary(manifest: dict) -> Table:
     table.add_row("wall time", f"{manifest['timings_s']['total']:.1f} s")
     table.add_row("cost", f"{manifest['cost']['core_seconds_per_1000_images']} core-s / 1000 images")
     table.add_row("output", manifest["output"])
+    return table
+
+
+@contextmanager
+def upload_progress():
+    columns = (TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        yield progress, progress.add_task("upload", total=None)
+
+
+def upload_summary(report, destination: str) -> Table:
+    table = Table(title=f"Upload to {destination}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("uploaded", str(len(report.uploaded)))
+    table.add_row("skipped (already there)", str(len(report.skipped)))
+    table.add_row("failed", f"[red]{len(report.failed)}[/]" if report.failed else "0")
+    if report.not_images:
+        examples = ", ".join(report.not_images[:3])
+        table.add_row("not images, left out", f"{len(report.not_images)} (e.g. {examples}; "
+                                              "--include-non-images uploads them)")
+    for key, reason in report.failed[:10]:
+        table.add_row(f"[red]{key}[/]", reason)
     return table

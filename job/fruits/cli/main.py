@@ -6,6 +6,7 @@ from typer.core import TyperGroup
 from fruits.cli.console import print_error
 from fruits.cli.options import with_job_options
 from fruits.cli.run import run
+from fruits.cli.upload import upload
 from fruits.errors import EXIT_USER_ERROR, UserError
 
 
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(with_job_options(run))
+app.command("upload")(upload)
 
 
 @app.callback()

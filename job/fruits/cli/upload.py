@@ -1,0 +1,29 @@
+"""`fruitsctl upload`: put a local dataset folder into S3, ready for the job."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fruits.cli.console import console, print_error, upload_progress, upload_summary
+from fruits.config import FIELDS
+from fruits.upload import s3_client, upload_dataset
+
+
+def upload(
+    source: Annotated[Path, typer.Argument(help="Local dataset root: <label>/<file> or <split>/<label>/<file>.")],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix to upload under (layout kept).")],
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel uploads.")] = 8,
+    include_non_images: Annotated[bool, typer.Option(help="Also upload files that are not .jpg/.jpeg/.png.")] = False,
+    s3_endpoint: Annotated[Optional[str], typer.Option(help=FIELDS["s3_endpoint"].metadata["help"])] = None,
+    s3_region: Annotated[Optional[str], typer.Option(help=FIELDS["s3_region"].metadata["help"])] = None,
+) -> None:
+    """Upload a dataset folder to S3: parallel, skips files already there (a rerun uploads nothing)."""
+    client = s3_client(s3_endpoint, s3_region)
+    with upload_progress() as (progress, task):
+        report = upload_dataset(client, source, destination, include_non_images=include_non_images,
+                                workers=workers, advance=lambda n: progress.advance(task, n))
+    console.print(upload_summary(report, destination))
+    if report.failed:
+        print_error(f"{len(report.failed)} files failed to upload (listed above); rerun to retry only those.")
+        raise typer.Exit(1)

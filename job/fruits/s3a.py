@@ -1,0 +1,114 @@
+"""S3 through Hadoop's S3A connector: one place turns the user-level S3 settings into
+Hadoop configuration, and S3 failures into sentences that name the fix.
+
+The credentials provider is always set explicitly: left alone, S3A walks a chain that
+ends at the EC2 node role, the classic silent 403 on EKS.
+"""
+
+import os
+from contextlib import contextmanager
+from typing import Mapping
+
+from fruits.config import JobConfig
+from fruits.errors import UserError
+
+S3A_FILESYSTEM = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+PROVIDERS = {
+    "irsa": "com.amazonaws.auth.WebIdentityTokenCredentialsProvider",
+    "static": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    "static-session": "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
+    "default": "com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+}
+SECRET_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key", "fs.s3a.session.token")
+JARS_HINT = ("run `make jars` (or `python -m fruits.s3a_jars`) for local runs, or add "
+             "--spark-conf spark.jars.packages=org.apache.hadoop:hadoop-aws:3.3.4 where Maven is reachable")
+
+
+def is_s3(uri: str | None) -> bool:
+    return bool(uri) and uri.split("://", 1)[0] in ("s3", "s3a", "s3n")
+
+
+def endpoint_of(config: JobConfig, environ: Mapping[str, str]) -> str:
+    return config.s3_endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or ""
+
+
+def region_of(config: JobConfig, environ: Mapping[str, str]) -> str:
+    return config.s3_region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+
+
+def s3a_conf(config: JobConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Hadoop configuration for S3A from the job's S3 settings and the standard AWS variables."""
+    environ = os.environ if environ is None else environ
+    endpoint = endpoint_of(config, environ)
+    tls = config.s3_tls and not endpoint.startswith("http://")
+    conf = {
+        "fs.s3a.impl": S3A_FILESYSTEM,
+        "fs.s3.impl": S3A_FILESYSTEM,  # s3:// URIs work like s3a://
+        "fs.s3a.path.style.access": str(config.s3_path_style).lower(),
+        "fs.s3a.connection.ssl.enabled": str(tls).lower(),
+        # SigV4 everywhere: the v1 SDK otherwise signs some requests to custom endpoints with
+        # SigV2, which newer regions, MinIO and IAM-checking servers refuse.
+        "fs.s3a.signing-algorithm": "AWSS3V4SignerType",
+    }
+    if endpoint:
+        conf["fs.s3a.endpoint"] = endpoint.split("://", 1)[-1].rstrip("/")
+    if region := region_of(config, environ):
+        conf["fs.s3a.endpoint.region"] = region
+    mode = config.s3_credentials
+    if mode == "static":
+        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        if not key or not secret:
+            raise UserError("--s3-credentials static needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
+                            "environment (on Kubernetes: from a Secret); set them or choose irsa/default.")
+        conf.update({"fs.s3a.access.key": key, "fs.s3a.secret.key": secret})
+        if token := environ.get("AWS_SESSION_TOKEN"):
+            conf["fs.s3a.session.token"] = token
+            mode = "static-session"
+    conf["fs.s3a.aws.credentials.provider"] = PROVIDERS[mode]
+    return conf
+
+
+def configure_s3a(spark, config: JobConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Apply s3a_conf to the session's Hadoop configuration (driver and, through it, executors)."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_conf(config, environ).items():
+        hadoop.set(key, value)
+
+
+def explain_storage_error(text: str, uri: str, config: JobConfig) -> str | None:
+    """One sentence for a known S3/Hadoop failure in `text` (an exception's text), else None."""
+    bucket = uri.split("://", 1)[-1].split("/", 1)[0]
+    endpoint = endpoint_of(config, os.environ) or "AWS S3"
+    if "ClassNotFoundException" in text and "S3AFileSystem" in text or 'No FileSystem for scheme "s3' in text:
+        return f"The S3A connector jars are not on Spark's classpath: {JARS_HINT}."
+    if "UnknownStoreException" in text or "NoSuchBucket" in text or "does not exist" in text and "ucket" in text:
+        return f"S3 bucket {bucket!r} does not exist at {endpoint}: check the bucket name in {uri!r}."
+    if "AccessDenied" in text or "403 Forbidden" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return (f"Access denied to {uri!r} (credentials: {config.s3_credentials}): check the keys or role, and "
+                f"that its policy allows reading the input and writing the output prefix of bucket {bucket!r}.")
+    if any(s in text for s in ("UnknownHostException", "Connection refused", "ConnectTimeoutException",
+                               "Unable to execute HTTP request", "SdkClientException: Unable to")):
+        return (f"Cannot reach the S3 endpoint {endpoint} for {uri!r}: check --s3-endpoint / "
+                "$AWS_ENDPOINT_URL and the network.")
+    return None
+
+
+@contextmanager
+def storage_errors_as_user_errors(uri: str, config: JobConfig, doing: str | None = None):
+    """Turn known storage failures while touching `uri` into UserErrors.
+
+    With `doing` (e.g. "list the input"), any other failure also becomes a UserError
+    quoting the storage's own first line: use it where only reaching storage can fail.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        message = explain_storage_error(str(exc), uri, config)
+        if message is None and doing:
+            first_line = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            message = f"Cannot {doing} {uri!r}: {first_line.strip()}"
+        if message is None:
+            raise
+        raise UserError(message) from None

@@ -1,0 +1,53 @@
+"""The one mapping from user-level S3 settings (and AWS variables) to S3A configuration."""
+
+import pytest
+
+from fruits.config import build_config
+from fruits.errors import UserError
+from fruits.s3a import PROVIDERS, explain_storage_error, s3a_conf
+
+
+def conf(environ=None, **options):
+    return s3a_conf(build_config(options), environ or {})
+
+
+def test_the_credentials_provider_is_always_explicit():
+    assert conf(s3_credentials="irsa")["fs.s3a.aws.credentials.provider"] == \
+        "com.amazonaws.auth.WebIdentityTokenCredentialsProvider"
+    assert conf()["fs.s3a.aws.credentials.provider"] == "com.amazonaws.auth.DefaultAWSCredentialsProviderChain"
+    assert not any(key in conf(s3_credentials="irsa") for key in ("fs.s3a.access.key", "fs.s3a.secret.key"))
+
+
+def test_static_credentials_come_from_the_environment():
+    result = conf({"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"}, s3_credentials="static")
+    assert result["fs.s3a.access.key"] == "AK" and result["fs.s3a.secret.key"] == "SK"
+    assert result["fs.s3a.aws.credentials.provider"] == PROVIDERS["static"]
+    with_token = conf({"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_SESSION_TOKEN": "T"},
+                      s3_credentials="static")
+    assert with_token["fs.s3a.aws.credentials.provider"] == PROVIDERS["static-session"]
+    with pytest.raises(UserError, match="static needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        conf({}, s3_credentials="static")
+
+
+def test_endpoint_region_and_tls_from_options_or_aws_variables():
+    assert "fs.s3a.endpoint" not in conf()  # AWS itself
+    local = conf({"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu-west-1"})
+    assert local["fs.s3a.endpoint"] == "127.0.0.1:9000"
+    assert local["fs.s3a.connection.ssl.enabled"] == "false"
+    assert local["fs.s3a.endpoint.region"] == "eu-west-1"
+    explicit = conf({"AWS_ENDPOINT_URL": "http://ignored"}, s3_endpoint="https://minio.example:9000",
+                    s3_path_style=True, s3_region="us-east-2")
+    assert explicit["fs.s3a.endpoint"] == "minio.example:9000"
+    assert explicit["fs.s3a.connection.ssl.enabled"] == "true"
+    assert explicit["fs.s3a.path.style.access"] == "true" and explicit["fs.s3a.endpoint.region"] == "us-east-2"
+    assert conf({"AWS_DEFAULT_REGION": "ap-south-1"})["fs.s3a.endpoint.region"] == "ap-south-1"
+    assert conf(s3_tls=False)["fs.s3a.connection.ssl.enabled"] == "false"
+
+
+def test_s3_scheme_is_served_by_s3a():
+    assert conf()["fs.s3.impl"] == conf()["fs.s3a.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+
+
+def test_missing_connector_jars_are_explained():
+    text = "java.lang.RuntimeException: java.lang.ClassNotFoundException: Class org.apache.hadoop.fs.s3a.S3AFileSystem not found"
+    assert "make jars" in explain_storage_error(text, "s3a://b/x", build_config())
