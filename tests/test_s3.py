@@ -146,7 +146,7 @@ def test_missing_bucket(spark, s3, weights):
 
 def test_empty_input_prefix(spark, s3, weights):
     config = s3_config(input=f"s3a://{BUCKET}/nothing-here", output=f"s3a://{BUCKET}/out-y", weights=weights)
-    with pytest.raises(UserError, match="does not exist \\(or is an empty S3 prefix\\): check --input"):
+    with pytest.raises(UserError, match="matches no S3 objects: check the bucket and prefix in --input"):
         run_job(spark, config)
 
 
@@ -169,3 +169,12 @@ def test_access_denied(spark, s3, uploaded, weights, monkeypatch):
     config = s3_config(input="s3a://locked/in", output="s3a://locked/out", weights=weights)
     with pytest.raises(UserError, match="Access denied to 's3a://locked/in' \\(credentials: static\\): check the keys"):
         run_job(spark, config)
+
+
+def test_report_and_evaluate_read_an_s3_output(s3_run, tmp_path):
+    result = runner.invoke(app, ["report", f"s3://{BUCKET}/runs/r1", "--to", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('src="data:image/jpeg;base64,') == 18 * 4  # thumbnails fetched from S3
+    evaluation = runner.invoke(app, ["evaluate", f"s3a://{BUCKET}/runs/r1", "--json", "--to", str(tmp_path)])
+    assert evaluation.exit_code == 0 and json.loads(evaluation.output)["accuracy"] >= 0.9

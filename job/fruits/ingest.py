@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 
 from fruits.decode import IMAGE_EXTENSIONS
 from fruits.errors import UserError
+from fruits.s3a import is_s3
 from fruits.storage import HadoopFS
 
 # Hadoop glob: image extensions in any letter case, e.g. *.{[jJ][pP][gG],...}.
@@ -19,7 +20,9 @@ SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validati
 def check_input(spark: SparkSession, uri: str) -> None:
     """Fail early, with the fix, when the input path does not exist."""
     if not HadoopFS(spark, uri).glob_matches():
-        raise UserError(f"Input path {uri!r} does not exist (or is an empty S3 prefix): check --input.")
+        if is_s3(uri):
+            raise UserError(f"Input {uri!r} matches no S3 objects: check the bucket and prefix in --input.")
+        raise UserError(f"Input path {uri!r} does not exist: check --input.")
 
 
 def read_images(spark: SparkSession, uri: str) -> DataFrame:

@@ -23,6 +23,15 @@ from fruits.reduce import apply_reduction, fit_reduction
 from fruits.s3a import configure_s3a, is_s3, storage_errors_as_user_errors
 
 ROWS_PER_FILE = 20_000  # ~100 MB Parquet files of 1280-d float vectors
+IMAGES_PER_TASK = 2_000  # ~20 s of CNN work: per-task overhead (~0.25 s) stays near 1%
+
+
+def choose_partitions(images: int, cores: int) -> int:
+    """Featurize tasks: a multiple of the cores (no half-empty last wave), at most
+    IMAGES_PER_TASK images each. Spark's own split of many small files gives one task
+    per ~30 images, and each task pays scheduling plus a model warm-up."""
+    waves = max(1, -(-images // (cores * IMAGES_PER_TASK)))
+    return min(images, cores * waves)
 
 
 def new_run_id() -> str:
@@ -69,9 +78,8 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
             output = RunOutput(spark, config.output)
             output.claim(run_id, config.overwrite)
-        labelled = with_labels(images)
-        if config.partitions:
-            labelled = labelled.repartition(config.partitions)
+        partitions = config.partitions or choose_partitions(len(listed), spark.sparkContext.defaultParallelism)
+        labelled = with_labels(images).repartition(partitions)
 
     with clock.stage("featurize"), worker_errors_as_user_errors(), \
             storage_errors_as_user_errors(config.input, config):
@@ -126,7 +134,7 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         )
 
     with clock.stage("reduce"):
-        reduction = fit_reduction(good, backbone.feature_dim, k=config.k, variance=config.variance,
+        reduction = fit_reduction(good, k=config.k, variance=config.variance,
                                   fit_fraction=config.fit_fraction, seed=config.seed)
 
     with clock.stage("write"):
@@ -144,5 +152,6 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         "model": {"name": backbone.name, "weights": config.weights, "image_size": config.image_size,
                   "feature_dim": backbone.feature_dim},
         "pca": {"k": reduction.k, "variance_target": None if config.k else config.variance,
-                "variance_kept": reduction.variance_kept, "explained_variance": reduction.explained_variance},
+                "variance_kept": reduction.variance_kept, "fit_rows": reduction.fit_rows,
+                "explained_variance": reduction.explained_variance},
     }

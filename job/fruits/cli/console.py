@@ -57,3 +57,24 @@ def upload_summary(report, destination: str) -> Table:
     for key, reason in report.failed[:10]:
         table.add_row(f"[red]{key}[/]", reason)
     return table
+
+
+def report_summary(manifest: dict, evaluation: dict | None) -> Table:
+    table = run_summary(manifest)
+    table.title = f"Run {manifest['run_id']}"
+    if evaluation:
+        table.add_row("1-NN accuracy", f"{evaluation['accuracy']:.1%} ({evaluation['split']})")
+    return table
+
+
+def evaluation_table(evaluation: dict) -> Table:
+    table = Table(title=f"1-NN accuracy {evaluation['accuracy']:.1%} on {evaluation['test_images']} test images "
+                        f"({evaluation['split']})")
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    table.add_column("test images", justify="right")
+    for label, figures in sorted(evaluation["per_class"].items(), key=lambda item: item[1]["accuracy"]):
+        table.add_row(label, f"{figures['accuracy']:.1%}", str(figures["test_images"]))
+    for pair in evaluation["most_confused"][:5]:
+        table.add_row(f"[dim]confused: {pair['true']} -> {pair['predicted']}[/]", "", str(pair["count"]))
+    return table

@@ -5,6 +5,7 @@ from typer.core import TyperGroup
 
 from fruits.cli.console import print_error
 from fruits.cli.options import with_job_options
+from fruits.cli.results import evaluate_command, report
 from fruits.cli.run import run
 from fruits.cli.upload import upload
 from fruits.errors import EXIT_USER_ERROR, UserError
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 app.command("run")(with_job_options(run))
 app.command("upload")(upload)
+app.command("report")(report)
+app.command("evaluate")(evaluate_command)
 
 
 @app.callback()

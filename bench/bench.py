@@ -1,0 +1,300 @@
+"""`make bench`: how fast the pipeline runs against the raw model and the seeds' approach.
+
+    python bench/bench.py [--images N] [--repeats R] [--sizes 96,160]
+
+Each measurement runs in a fresh Python process (cold numbers include Python worker
+start and model load), on the Fruits-360 sample replicated to N images, with the shared
+backbone weights, in Spark local mode on all cores. Figures are medians of R runs with
+their spread (min-max). Prints a table; writes bench/results.json.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared"
+SAMPLE = SHARED / "data" / "fruits360-sample"
+WEIGHTS = SHARED / "models" / "mobilenet_v2_backbone.weights.h5"
+WORK = HERE / "data"
+
+
+# ---------------------------------------------------------------- dataset and quality
+def replicate_sample(images: int) -> Path:
+    """The sample copied to `images` files: copy c of file f is <label>/c<c>_<f>."""
+    target = WORK / f"sample-{images}"
+    if (target / ".complete").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    originals = sorted(SAMPLE.glob("*/*.jpg"))
+    for i in range(images):
+        source = originals[i % len(originals)]
+        destination = target / source.parent.name / f"c{i // len(originals)}_{source.name}"
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+    (target / ".complete").touch()
+    return target
+
+
+def held_out_accuracy(paths, labels, vectors) -> float:
+    """1-NN accuracy on a seeded third of the original images (copy 0 only: no duplicates)."""
+    keep = np.array([p.rsplit("/", 1)[1].startswith("c0_") for p in paths])
+    x, y = np.stack(np.asarray(vectors, dtype=object)[keep]).astype(np.float64), np.asarray(labels)[keep]
+    order = np.random.default_rng(0).permutation(len(y))
+    test, train = order[: len(y) // 3], order[len(y) // 3:]
+    distances = ((x[test, None, :] - x[None, train, :]) ** 2).sum(-1)
+    return float((y[train][distances.argmin(1)] == y[test]).mean())
+
+
+# ---------------------------------------------------------------- memory sampling
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _descendants(root: int) -> dict[int, str]:
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+                names[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                continue
+    found, stack = {}, [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found[child] = names.get(child, "")
+            stack.append(child)
+    return found
+
+
+class PeakRss:
+    """Peak RSS of this driver process + its JVM, and of the largest Python worker."""
+
+    def __init__(self):
+        self.driver = self.worker = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self._stop.wait(0.2):
+            tree = _descendants(os.getpid())
+            jvm = sum(_rss_mb(p) for p, cmd in tree.items() if "java" in cmd.split(" ")[0])
+            workers = [_rss_mb(p) for p, cmd in tree.items() if "pyspark.daemon" in cmd or "pyspark.worker" in cmd]
+            self.driver = max(self.driver, _rss_mb(os.getpid()) + jvm)
+            self.worker = max([self.worker, *workers])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# ---------------------------------------------------------------- measurements (child processes)
+def measure_raw(size: int, batch: int, images: int) -> dict:
+    """The backbone alone on preprocessed arrays, one TF thread (as in one Spark task)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from fruits.backbones import BACKBONES
+    from fruits.decode import decode_image
+
+    backbone = BACKBONES["mobilenet_v2"]
+    model = backbone.build(size, str(WEIGHTS))
+    files = sorted(SAMPLE.glob("*/*.jpg"))[:batch]
+    chunk = backbone.preprocess(np.stack([decode_image(f.read_bytes(), size) for f in files]).astype(np.float32))
+    model.predict_on_batch(chunk)
+    start = time.perf_counter()
+    for _ in range(max(1, images // batch)):
+        model.predict_on_batch(chunk)
+    return {"img_s": max(1, images // batch) * batch / (time.perf_counter() - start)}
+
+
+def measure_pipeline(dataset: str, size: int, warm_runs: int) -> dict:
+    import pyarrow.parquet as pq
+
+    from fruits.config import build_config
+    from fruits.pipeline import run_job
+    from fruits.spark_session import local_spark
+
+    spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
+    runs, accuracy = [], None
+    with PeakRss() as rss:
+        for attempt in range(1 + warm_runs):
+            output = WORK / f"out-pipeline-{os.getpid()}-{attempt}"
+            shutil.rmtree(output, ignore_errors=True)
+            config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS), "image_size": size})
+            manifest = run_job(spark, config)
+            runs.append({"img_s": manifest["counts"]["read"] / manifest["timings_s"]["total"],
+                         "timings_s": manifest["timings_s"], "k": manifest["pca"]["k"]})
+            if accuracy is None:
+                table = pq.read_table(output / "features", columns=["path", "label", "pca"]).to_pydict()
+                accuracy = held_out_accuracy(table["path"], table["label"], table["pca"])
+            shutil.rmtree(output, ignore_errors=True)
+    spark.stop()
+    return {"cold": runs[0], "warm": runs[1:], "accuracy": accuracy,
+            "peak_rss_mb": {"driver_and_jvm": round(rss.driver), "python_worker": round(rss.worker)}}
+
+
+def measure_seeds(dataset: str, images: int) -> dict:
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(HERE))
+    from seeds_baseline import run_seeds
+
+    from fruits.spark_session import local_spark
+
+    spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
+    output = WORK / f"out-seeds-{os.getpid()}"
+    start = time.perf_counter()
+    result = run_seeds(spark, dataset, str(output), str(WEIGHTS))
+    wall = time.perf_counter() - start
+    table = pq.read_table(output / "features", columns=["path", "label", "pca"]).to_pydict()
+    shutil.rmtree(output, ignore_errors=True)
+    spark.stop()
+    return {"img_s": images / wall, "k": result["k"], "accuracy": held_out_accuracy(table["path"], table["label"], table["pca"])}
+
+
+def in_child(kind: str, **kwargs) -> dict:
+    """Run one measurement in a fresh interpreter; it prints its result as JSON last."""
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, __file__, "--child", kind, "--kwargs", json.dumps(kwargs)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"benchmark step {kind} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- orchestration
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2),
+            "runs": [round(v, 2) for v in values]}
+
+
+def raw_throughput(size: int, batch: int, images: int, cores: int) -> float:
+    """Aggregate img/s of `cores` concurrent single-thread processes (one per Spark task slot)."""
+    results: list[dict] = []
+    threads = [threading.Thread(target=lambda: results.append(in_child("raw", size=size, batch=batch, images=images)))
+               for _ in range(cores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(r["img_s"] for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=int(os.environ.get("BENCH_IMAGES", 2592)))
+    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)))
+    parser.add_argument("--size", type=int, default=None, help="image size (default: the job's default)")
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", ""), help="extra sizes to sweep, e.g. 96,160")
+    parser.add_argument("--child")
+    parser.add_argument("--kwargs")
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(ROOT / "job"))
+        measure = {"raw": measure_raw, "pipeline": measure_pipeline, "seeds": measure_seeds}[args.child]
+        print(json.dumps(measure(**json.loads(args.kwargs))))
+        return
+
+    from fruits.config import DEFAULTS
+
+    for needed in (SAMPLE, WEIGHTS):
+        if not needed.exists():
+            raise SystemExit(f"{needed} is missing: the benchmark needs ../shared beside the project.")
+    size, batch, cores = args.size or DEFAULTS.image_size, DEFAULTS.batch_size, os.cpu_count() or 1
+    dataset = str(replicate_sample(args.images))
+    print(f"benchmark: {args.images} images, {size}px, batch {batch}, {cores} cores, {args.repeats} repeats", flush=True)
+
+    raw = [raw_throughput(size, batch, args.images // cores, cores) for _ in range(args.repeats)]
+    print(f"  raw model: {spread(raw)}", flush=True)
+    pipeline = [in_child("pipeline", dataset=dataset, size=size, warm_runs=2) for _ in range(args.repeats)]
+    cold = [p["cold"]["img_s"] for p in pipeline]
+    warm = [w["img_s"] for p in pipeline for w in p["warm"]]
+    print(f"  pipeline: cold {spread(cold)} warm {spread(warm)}", flush=True)
+    seeds = [in_child("seeds", dataset=dataset, images=args.images) for _ in range(args.repeats)]
+    print(f"  seeds: {spread([s['img_s'] for s in seeds])}", flush=True)
+
+    sweep = {}
+    for extra in [int(s) for s in args.sizes.split(",") if s.strip()]:
+        run = in_child("pipeline", dataset=dataset, size=extra, warm_runs=1)
+        sweep[extra] = {"raw_img_s": round(raw_throughput(extra, batch, args.images // cores, cores), 1),
+                        "pipeline_warm_img_s": round(run["warm"][0]["img_s"], 1), "accuracy": run["accuracy"],
+                        "k": run["warm"][0]["k"]}
+
+    results = {
+        "images": args.images, "image_size": size, "batch_size": batch, "cores": cores, "repeats": args.repeats,
+        "raw_img_s": spread(raw)["median"],
+        "pipeline_cold_img_s": spread(cold)["median"],
+        "pipeline_warm_img_s": spread(warm)["median"],
+        "seeds_img_s": spread([s["img_s"] for s in seeds])["median"],
+        "ratio_pipeline_to_raw": round(statistics.median(warm) / statistics.median(raw), 3),
+        "ratio_to_seeds": round(statistics.median(warm) / statistics.median([s["img_s"] for s in seeds]), 2),
+        "ratio_cold_to_seeds": round(statistics.median(cold) / statistics.median([s["img_s"] for s in seeds]), 2),
+        "accuracy": statistics.median(p["accuracy"] for p in pipeline),
+        "seeds_accuracy": statistics.median(s["accuracy"] for s in seeds),
+        "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in pipeline) for key in pipeline[0]["peak_rss_mb"]},
+        "spread": {"raw_img_s": spread(raw), "pipeline_cold_img_s": spread(cold), "pipeline_warm_img_s": spread(warm),
+                   "seeds_img_s": spread([s["img_s"] for s in seeds])},
+        "stage_timings_s_warm": pipeline[0]["warm"][-1]["timings_s"],
+        "size_sweep": sweep,
+    }
+    (HERE / "results.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Fruits! benchmark: {results['images']} images, {results['image_size']}px, "
+                        f"{results['cores']} cores, median of {results['repeats']} (min-max)")
+    for column in ("measure", "img/s", "spread", "accuracy (1-NN)"):
+        table.add_column(column)
+    spreads = results["spread"]
+
+    def row(name, key, accuracy=""):
+        s = spreads[key]
+        table.add_row(name, f"{s['median']:.1f}", f"{s['min']:.1f}-{s['max']:.1f}", accuracy)
+
+    row("raw model (ceiling)", "raw_img_s")
+    row("pipeline, cold", "pipeline_cold_img_s", f"{results['accuracy']:.3f}")
+    row("pipeline, warm", "pipeline_warm_img_s", f"{results['accuracy']:.3f}")
+    row("seeds' approach (224px)", "seeds_img_s", f"{results['seeds_accuracy']:.3f}")
+    table.add_row("pipeline / raw", f"{results['ratio_pipeline_to_raw']:.2f}x", "", "")
+    table.add_row("pipeline / seeds", f"{results['ratio_to_seeds']:.1f}x warm, {results['ratio_cold_to_seeds']:.1f}x cold", "", "")
+    rss = results["peak_rss_mb"]
+    table.add_row("peak RSS", f"driver+JVM {rss['driver_and_jvm']} MB", f"worker {rss['python_worker']} MB", "")
+    for size, figures in results["size_sweep"].items():
+        table.add_row(f"size {size}px: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}", "",
+                      f"{figures['accuracy']:.3f}")
+    Console().print(table)
+    print(f"wrote {HERE / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

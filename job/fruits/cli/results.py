@@ -1,0 +1,63 @@
+"""`fruitsctl report` and `fruitsctl evaluate`: look at a finished run (no Spark needed)."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fruits.cli.console import console, evaluation_table, report_summary
+from fruits.errors import UserError
+from fruits.evaluate import MAX_ROWS, evaluate
+from fruits.report import build_report
+from fruits.results import open_run
+
+OutputArg = Annotated[str, typer.Argument(help="A run's output: a folder, or an s3:// / s3a:// prefix.")]
+ToOption = Annotated[Optional[Path], typer.Option(
+    "--to", help="Folder for report.html and evaluation.json [default: fruits-reports/<run id>].")]
+
+
+def _folder(to: Path | None, run_id: str) -> Path:
+    folder = to or Path("fruits-reports") / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _evaluate(results, sample: int | None, max_rows: int) -> dict:
+    table = results.features.to_pydict()
+    return evaluate(table["label"], table["split"], table["pca"], sample=sample, max_rows=max_rows)
+
+
+def report(output: OutputArg, to: ToOption = None) -> None:
+    """Write a self-contained HTML report of a finished run and print its summary."""
+    results = open_run(output)
+    folder = _folder(to, results.manifest["run_id"])
+    evaluation = None
+    if results.features.num_rows <= MAX_ROWS:
+        evaluation = _evaluate(results, None, MAX_ROWS)
+        (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, ensure_ascii=False))
+    target = folder / "report.html"
+    target.write_text(build_report(results, evaluation), encoding="utf-8")
+    console.print(report_summary(results.manifest, evaluation))
+    console.print(f"Report: [bold]{target}[/]")
+
+
+def evaluate_command(
+    output: OutputArg,
+    to: ToOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
+    sample: Annotated[Optional[int], typer.Option(min=10, help="Evaluate on this many random images.")] = None,
+    max_rows: Annotated[int, typer.Option(min=10, help="Refuse outputs with more images than this.")] = MAX_ROWS,
+) -> None:
+    """Train/test 1-NN accuracy on the PCA vectors: overall, per class, most confused pairs."""
+    results = open_run(output)
+    if results.features.num_rows < 4:
+        raise UserError("The run has fewer than 4 images: too few to evaluate.")
+    evaluation = _evaluate(results, sample, max_rows)
+    folder = _folder(to, results.manifest["run_id"])
+    (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, ensure_ascii=False))
+    if as_json:
+        print(json.dumps(evaluation, indent=2, ensure_ascii=False))
+    else:
+        console.print(evaluation_table(evaluation))
+        console.print(f"Saved: [bold]{folder / 'evaluation.json'}[/]")

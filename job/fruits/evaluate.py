@@ -1,0 +1,77 @@
+"""How separable the classes are in the reduced space: a 1-nearest-neighbour classifier.
+
+Train/test: the run's `split` column when it has a training and a test split, else a
+seeded, per-class 70/30 split. 1-NN needs no fitting and no tuning, so the score says
+what the features are worth rather than what a classifier made of them.
+
+Limit: the `pca` vectors are held in memory (k floats per image: 1 million images at
+k = 200 is 0.8 GB) and the distance work grows with train x test; `max_rows` stops
+larger outputs with a clear message, and `sample` evaluates on a per-class sample.
+"""
+
+from collections import Counter
+
+import numpy as np
+
+from fruits.errors import UserError
+
+MAX_ROWS = 300_000
+TRAIN_NAMES = ("train", "training")
+TEST_NAMES = ("test", "testing", "val", "valid", "validation")
+
+
+def split_rows(labels: np.ndarray, splits: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train mask, test mask, how the split was made)."""
+    lowered = np.array([str(s).lower() if s is not None else "" for s in splits])
+    train, test = np.isin(lowered, TRAIN_NAMES), np.isin(lowered, TEST_NAMES)
+    if train.any() and test.any():
+        return train, test, "the run's split column"
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) > 1:
+            test[rng.choice(rows, size=max(1, round(len(rows) * 0.3)), replace=False)] = True
+    return ~test, test, "a seeded per-class 70/30 split"
+
+
+def nearest_neighbour(train: np.ndarray, test: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Index into `train` of each test row's nearest neighbour (Euclidean), in chunks."""
+    train_sq = (train ** 2).sum(axis=1)
+    found = np.empty(len(test), dtype=np.int64)
+    for start in range(0, len(test), chunk):
+        block = test[start:start + chunk]
+        distances = train_sq[None, :] - 2.0 * block @ train.T  # + |test|^2, constant per row
+        found[start:start + chunk] = distances.argmin(axis=1)
+    return found
+
+
+def evaluate(labels, splits, vectors, *, max_rows: int = MAX_ROWS, sample: int | None = None, seed: int = 0) -> dict:
+    labels = np.asarray(labels, dtype=object)
+    splits = np.asarray(splits, dtype=object)
+    if sample and len(labels) > sample:
+        keep = np.sort(np.random.default_rng(seed).choice(len(labels), size=sample, replace=False))
+        labels, splits, vectors = labels[keep], splits[keep], [vectors[i] for i in keep]
+    if len(labels) > max_rows:
+        raise UserError(f"{len(labels):,} images are more than evaluate holds in memory ({max_rows:,}): "
+                        f"pass --sample {max_rows // 2} to evaluate on a random sample.")
+    x = np.stack(vectors).astype(np.float32)
+    train, test, how = split_rows(labels, splits, seed)
+    if not test.any() or not train.any():
+        raise UserError("Too few images to split into train and test (need at least 2 per class).")
+    predicted = labels[train][nearest_neighbour(x[train], x[test])]
+    truth = labels[test]
+    correct = predicted == truth
+    per_class = {str(label): {"accuracy": round(float(correct[truth == label].mean()), 4),
+                              "test_images": int((truth == label).sum())}
+                 for label in sorted(set(truth))}
+    confusions = Counter((str(t), str(p)) for t, p in zip(truth, predicted) if t != p)
+    return {
+        "classifier": "1-nearest-neighbour on the pca vectors (Euclidean)",
+        "split": how,
+        "train_images": int(train.sum()),
+        "test_images": int(test.sum()),
+        "accuracy": round(float(correct.mean()), 4),
+        "per_class": per_class,
+        "most_confused": [{"true": t, "predicted": p, "count": n} for (t, p), n in confusions.most_common(10)],
+    }

@@ -1,0 +1,192 @@
+"""A self-contained HTML report of a finished run: counts, errors, timings, variance, PCA views.
+
+Plots are matplotlib SVGs inlined in the page and thumbnails are data URIs, so the one
+file can be mailed or attached to a ticket.
+"""
+
+import base64
+import html
+import io
+from collections import Counter
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from fruits.results import RunResults  # noqa: E402
+
+MAX_SCATTER_POINTS = 5_000
+THUMBNAILS_PER_LABEL = 4
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _colours(labels: list[str]) -> dict[str, tuple]:
+    palette = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors + plt.get_cmap("tab20c").colors
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
+def scree_plot(explained: list[float], k: int, target: float | None) -> str:
+    shown = min(len(explained), max(k + 20, 30))
+    values = np.asarray(explained[:shown])
+    cumulative = np.cumsum(explained)[:shown]
+    figure, left = plt.subplots(figsize=(8, 4))
+    left.bar(np.arange(1, shown + 1), values, color="#7aa6c2", label="explained variance per component")
+    left.set_xlabel("principal component")
+    left.set_ylabel("explained variance ratio")
+    right = left.twinx()
+    right.plot(np.arange(1, shown + 1), cumulative, color="#c0392b", label="cumulative")
+    right.set_ylim(0, 1.02)
+    right.set_ylabel("cumulative explained variance")
+    right.axvline(k, color="black", linestyle="--", linewidth=1)
+    right.annotate(f"k = {k} ({cumulative[min(k, shown) - 1]:.1%})", (k, 0.05), xytext=(5, 0),
+                   textcoords="offset points")
+    if target:
+        right.axhline(target, color="grey", linestyle=":", linewidth=1)
+    figure.legend(loc="upper center", ncol=2, frameon=False)
+    return _svg(figure)
+
+
+def scatter_views(pca: np.ndarray, labels: np.ndarray) -> tuple[str, str]:
+    """(2-D scatter of PC1/PC2, pairwise grid of PC1..PC3), coloured by label."""
+    if len(pca) > MAX_SCATTER_POINTS:
+        keep = np.random.default_rng(0).choice(len(pca), MAX_SCATTER_POINTS, replace=False)
+        pca, labels = pca[keep], labels[keep]
+    names = sorted(set(labels))
+    colours = _colours(names)
+    figure, axis = plt.subplots(figsize=(9, 7))
+    for name in names:
+        rows = labels == name
+        axis.scatter(pca[rows, 0], pca[rows, 1] if pca.shape[1] > 1 else np.zeros(rows.sum()), s=10,
+                     color=colours[name], label=name, alpha=0.8)
+    axis.set_xlabel("PC1")
+    axis.set_ylabel("PC2")
+    if len(names) <= 30:
+        axis.legend(fontsize=7, markerscale=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    scatter = _svg(figure)
+
+    dims = min(3, pca.shape[1])
+    figure, axes = plt.subplots(dims, dims, figsize=(8, 8), squeeze=False)
+    for i in range(dims):
+        for j in range(dims):
+            axis = axes[i][j]
+            if i == j:
+                axis.hist(pca[:, i], bins=30, color="#95a5a6")
+            else:
+                for name in names:
+                    rows = labels == name
+                    axis.scatter(pca[rows, j], pca[rows, i], s=3, color=colours[name])
+            if i == dims - 1:
+                axis.set_xlabel(f"PC{j + 1}")
+            if j == 0:
+                axis.set_ylabel(f"PC{i + 1}")
+    return scatter, _svg(figure)
+
+
+def bar_chart(counts: dict[str, float], xlabel: str) -> str:
+    names = list(counts)
+    figure, axis = plt.subplots(figsize=(8, max(2.0, 0.25 * len(names) + 1)))
+    axis.barh(names[::-1], [counts[n] for n in names][::-1], color="#7aa6c2")
+    axis.set_xlabel(xlabel)
+    return _svg(figure)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _thumbnail(data: bytes) -> str | None:
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        image.thumbnail((96, 96))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+    except OSError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def thumbnails(results: RunResults, paths: np.ndarray, labels: np.ndarray) -> str:
+    rows = []
+    for label in sorted(set(labels)):
+        images = []
+        for path in paths[labels == label][:THUMBNAILS_PER_LABEL]:
+            data = results.read_image(str(path))
+            uri = _thumbnail(data) if data else None
+            if uri:
+                images.append(f'<img src="{uri}" alt="{html.escape(str(path))}" title="{html.escape(str(path))}">')
+        if images:
+            rows.append(f"<div class='thumbs'><b>{html.escape(label)}</b>{''.join(images)}</div>")
+    return "".join(rows) or "<p>The input images cannot be reached from here, so no thumbnails.</p>"
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f3f3f3}section{margin-bottom:2.5em}svg{max-width:100%;height:auto}
+.thumbs{margin:4px 0}.thumbs b{display:inline-block;width:180px}.thumbs img{margin-right:4px;vertical-align:middle}
+"""
+
+
+def build_report(results: RunResults, evaluation: dict | None = None) -> str:
+    m = results.manifest
+    table = results.features.to_pydict()
+    labels = np.asarray(table["label"], dtype=object)
+    paths = np.asarray(table["path"], dtype=object)
+    pca = np.stack(table["pca"]).astype(np.float32) if len(labels) else np.zeros((0, 2))
+    counts, model, reduction = m["counts"], m["model"], m["pca"]
+
+    sections = []
+    summary = [["run", m["run_id"]], ["input", m["input"]], ["output", m["output"]],
+               ["images read / featurized / failed", f"{counts['read']} / {counts['ok']} / {counts['failed']}"],
+               ["model", f"{model['name']} @ {model['image_size']}px, {model['feature_dim']}-d, weights {model['weights']}"],
+               ["PCA", f"k = {reduction['k']}, variance kept {reduction['variance_kept']:.2%}"],
+               ["wall time", f"{m['timings_s']['total']:.1f} s"],
+               ["cost", f"{m['cost']['core_seconds_per_1000_images']} executor core-seconds per 1 000 images"]]
+    sections.append(("Summary", _table(["", ""], summary)))
+
+    per_split = Counter(zip(table["label"], table["split"]))
+    split_names = sorted({s for s in table["split"] if s is not None})
+    rows = [[label, m["labels"].get(label, 0), *[per_split.get((label, s), 0) for s in split_names]]
+            for label in m["labels"]]
+    sections.append(("Images per label and split", _table(["label", "images", *split_names], rows)
+                     + bar_chart(m["labels"], "images")))
+
+    errors = results.errors.to_pydict()
+    if errors["path"]:
+        reasons = Counter(reason.split(":")[0] for reason in errors["error"])
+        error_html = (_table(["reason", "files"], [[r, n] for r, n in reasons.most_common()])
+                      + _table(["path", "label", "error"], list(zip(errors["path"], errors["label"], errors["error"]))[:200]))
+    else:
+        error_html = "<p>No errors: every file was decoded.</p>"
+    sections.append(("Errors", error_html))
+
+    stages = {k: v for k, v in m["timings_s"].items() if k != "total"}
+    sections.append(("Timings per stage", _table(["stage", "seconds"], [[k, v] for k, v in m["timings_s"].items()])
+                     + bar_chart(stages, "seconds")))
+    sections.append(("Explained variance (scree plot)",
+                     scree_plot(reduction["explained_variance"], reduction["k"], reduction.get("variance_target"))))
+    scatter, pairs = scatter_views(pca, labels)
+    sections.append(("PCA: first two components", scatter))
+    sections.append(("PCA: components 1-3 pairwise", pairs))
+    sections.append(("Example images", thumbnails(results, paths, labels)))
+    if evaluation:
+        confused = [[c["true"], c["predicted"], c["count"]] for c in evaluation["most_confused"]]
+        sections.append(("Evaluation", f"<p>{html.escape(evaluation['classifier'])}, {html.escape(evaluation['split'])}: "
+                         f"<b>accuracy {evaluation['accuracy']:.1%}</b> on {evaluation['test_images']} test images.</p>"
+                         + _table(["true", "predicted as", "count"], confused)))
+
+    body = "".join(f"<section><h2>{html.escape(title)}</h2>{content}</section>" for title, content in sections)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fruits! run {html.escape(m['run_id'])}</title>"
+            f"<style>{STYLE}</style></head><body><h1>Fruits! run {html.escape(m['run_id'])}</h1>{body}</body></html>")
