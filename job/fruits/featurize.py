@@ -9,7 +9,7 @@ import os
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame
 
 from fruits.backbones import BACKBONES, Backbone
@@ -88,44 +88,45 @@ def featurize_batch(model, backbone: Backbone, images: np.ndarray, batch_size: i
     return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
-def featurize_frame(frame: pd.DataFrame, model, backbone: Backbone, config: JobConfig) -> pd.DataFrame:
-    """One Arrow batch of (path, content, label, split) -> featurized rows, bad files as error rows."""
-    arrays, good_rows, errors = [], [], [None] * len(frame)
-    for i, data in enumerate(frame["content"]):
+def featurize_record_batch(batch: pa.RecordBatch, model, backbone: Backbone, config: JobConfig) -> pa.RecordBatch:
+    """One Arrow batch of (path, content, label, split) -> featurized rows, bad files as error rows.
+
+    Arrow in, Arrow out: path/label/split pass through without copies and the features
+    leave as one flat float32 buffer, with no per-row Python objects on the way.
+    """
+    rows, dim = batch.num_rows, backbone.feature_dim
+    arrays, good_rows, errors = [], [], [None] * rows
+    for i, data in enumerate(batch.column("content").to_pylist()):
         try:
             arrays.append(decode_image(data, config.image_size))
             good_rows.append(i)
         except BadImage as exc:
             errors[i] = str(exc)
-    features: list = [None] * len(frame)
+    vectors = np.zeros((rows, dim), dtype=np.float32)
     if arrays:
-        vectors = featurize_batch(model, backbone, np.stack(arrays), config.batch_size)
-        for row, vector in zip(good_rows, vectors):
-            features[row] = vector
-    return pd.DataFrame(
-        {
-            "path": frame["path"].to_numpy(),
-            "label": frame["label"].to_numpy(),
-            "split": frame["split"].to_numpy(),
-            "features": features,
-            "error": errors,
-        }
-    )
+        vectors[good_rows] = featurize_batch(model, backbone, np.stack(arrays), config.batch_size)
+    missing = np.ones(rows, dtype=bool)
+    missing[good_rows] = False
+    offsets = pa.array(np.arange(0, (rows + 1) * dim, dim, dtype=np.int32))
+    features = pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel()), mask=pa.array(missing))
+    columns = [batch.column("path"), batch.column("label"), batch.column("split"), features,
+               pa.array(errors, type=pa.string())]
+    return pa.RecordBatch.from_arrays(columns, names=["path", "label", "split", "features", "error"])
 
 
 def featurize(images: DataFrame, config: JobConfig) -> DataFrame:
     """Spark stage: labelled (path, content) rows -> FEATURIZED_SCHEMA rows."""
     backbone = BACKBONES[config.model]
 
-    def featurize_partition(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def featurize_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         context = TaskContext.get()
         threads = context.cpus() if context else 1
         model = None
-        for frame in frames:
+        for batch in batches:
             if model is None:
                 model = load_model(backbone, config.image_size, config.weights, threads)
-            yield featurize_frame(frame, model, backbone, config)
+            yield featurize_record_batch(batch, model, backbone, config)
 
-    return images.mapInPandas(featurize_partition, FEATURIZED_SCHEMA)
+    return images.select("path", "content", "label", "split").mapInArrow(featurize_partition, FEATURIZED_SCHEMA)

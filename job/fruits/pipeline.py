@@ -1,6 +1,7 @@
 """The job: ingest -> featurize -> reduce -> write, with the manifest written last."""
 
 import datetime as dt
+from collections import Counter
 import platform
 import time
 import uuid
@@ -48,9 +49,17 @@ def _versions(spark: SparkSession) -> dict[str, str]:
     return found
 
 
-def _counts_by(frame: DataFrame, column: str) -> dict[str, int]:
-    rows = frame.where(F.col(column).isNotNull()).groupBy(column).count().collect()
-    return {row[column]: row["count"] for row in sorted(rows, key=lambda r: r[column])}
+def _tally(featurized: DataFrame) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(failed rows, usable images per label, per split) in one pass over the cached rows."""
+    failed, labels, splits = 0, Counter(), Counter()
+    for row in featurized.groupBy("label", "split", F.col("error").isNull().alias("ok")).count().collect():
+        if not row["ok"]:
+            failed += row["count"]
+            continue
+        labels[row["label"]] += row["count"]
+        if row["split"] is not None:
+            splits[row["split"]] += row["count"]
+    return failed, dict(sorted(labels.items())), dict(sorted(splits.items()))
 
 
 def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = None,
@@ -123,7 +132,8 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         empty = unread_files(spark, listed, featurized).withColumn("error", F.lit(EMPTY_FILE))
         bad = bad.unionByName(empty)
     read_count = len(listed)
-    failed_count = bad.count()
+    failed_rows, labels, splits = _tally(featurized)
+    failed_count = failed_rows + read_count - scanned
     ok_count = read_count - failed_count
     with clock.stage("write"):
         bad.coalesce(1).write.mode("overwrite").parquet(output.child(ERRORS))
@@ -142,8 +152,6 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         reduced = apply_reduction(reduction.model, good)
         reduced.coalesce(files).write.mode("overwrite").parquet(output.child(FEATURES))
         reduction.model.write().overwrite().save(output.child(MODEL))
-        labels = _counts_by(good, "label")
-        splits = _counts_by(good, "split")
 
     return {
         "counts": {"read": read_count, "ok": ok_count, "failed": failed_count},

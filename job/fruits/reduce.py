@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from pyspark.ml import PipelineModel
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScalerModel
@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 FEATURES_VECTOR = "features_vector"
 PCA_VECTOR = "pca_vector"
 MOMENTS_SCHEMA = "n long, mean binary, scatter binary"
+MOMENTS_ARROW = pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("scatter", pa.binary())])
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,16 @@ def choose_k(explained_variance, target: float) -> int:
     return int(reached[0]) + 1 if len(reached) else len(cumulative)
 
 
-def _partition_moments(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     total = Moments(0, np.zeros(0), np.zeros((0, 0)))
-    for frame in frames:
-        if len(frame):
-            total = total.merge(Moments.of(np.stack(frame["features"].to_numpy()).astype(np.float64)))
+    for batch in batches:
+        if batch.num_rows:
+            column = batch.column(0)
+            rows = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+            total = total.merge(Moments.of(rows.astype(np.float64)))
     if total.n:
-        yield pd.DataFrame({"n": [total.n], "mean": [total.mean.tobytes()], "scatter": [total.scatter.tobytes()]})
+        yield pa.RecordBatch.from_pydict({"n": [total.n], "mean": [total.mean.tobytes()],
+                                          "scatter": [total.scatter.tobytes()]}, schema=MOMENTS_ARROW)
 
 
 def compute_moments(features: DataFrame) -> Moments:
@@ -84,7 +88,7 @@ def compute_moments(features: DataFrame) -> Moments:
         mean = np.frombuffer(row["mean"], dtype=np.float64)
         return Moments(row["n"], mean, np.frombuffer(row["scatter"], dtype=np.float64).reshape(len(mean), -1))
 
-    partials = features.select("features").mapInPandas(_partition_moments, MOMENTS_SCHEMA).rdd.map(decode)
+    partials = features.select("features").mapInArrow(_partition_moments, MOMENTS_SCHEMA).rdd.map(decode)
     return partials.treeReduce(Moments.merge, depth=2)
 
 
