@@ -8,23 +8,14 @@ cluster manifests pass to the job are all derived from them.
 from __future__ import annotations
 
 import dataclasses
-import json
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
+from fruits import options
 from fruits.backbones import BACKBONES
 from fruits.errors import UserError
-
-
-def option(default, help: str, *, choices: Iterable[str] | None = None, low=None, high=None):
-    """A JobConfig field with what a user needs to know about it."""
-    meta = {"help": help, "choices": tuple(choices) if choices else None, "low": low, "high": high}
-    return field(default=default, metadata=meta)
+from fruits.options import fields_of, flag, load_config_file, merge_layers, option, to_argv  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -55,6 +46,7 @@ class JobConfig:
     )
     seed: int = option(42, "Seed for the fit sample.", low=0, high=2**31 - 1)
     overwrite: bool = option(False, "Replace an existing complete output (one with a manifest).")
+    run_id: str | None = option(None, "Run id recorded in the manifest (default: a new timestamped id).")
     s3_endpoint: str | None = option(
         None, "S3 endpoint URL; empty: AWS, or $AWS_ENDPOINT_URL when set. An http:// URL turns TLS off."
     )
@@ -72,69 +64,13 @@ class JobConfig:
         return dataclasses.asdict(self)
 
 
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(JobConfig)}
+FIELDS: dict[str, dataclasses.Field] = fields_of(JobConfig)
 DEFAULTS = JobConfig()
 
 
-def flag(name: str) -> str:
-    """The command-line spelling of a field: image_size -> --image-size."""
-    return "--" + name.replace("_", "-")
-
-
-def value_type(name: str) -> type:
-    """The plain type of a field (int for `int | None`)."""
-    hint = typing.get_type_hints(JobConfig)[name]
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint
-
-
-def _coerce(name: str, raw: Any) -> Any:
-    if raw is None:
-        return None
-    kind = value_type(name)
-    try:
-        if kind is bool:
-            if isinstance(raw, str):
-                lowered = raw.strip().lower()
-                if lowered not in ("true", "false", "yes", "no", "1", "0"):
-                    raise ValueError
-                return lowered in ("true", "yes", "1")
-            return bool(raw)
-        if kind is int and isinstance(raw, float) and not raw.is_integer():
-            raise ValueError
-        return kind(raw)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag(name)} must be {kind.__name__}, got {raw!r}.") from None
-
-
-def _check_range(name: str, value: Any) -> None:
-    meta = FIELDS[name].metadata
-    if value is None:
-        return
-    if meta["choices"] and value not in meta["choices"]:
-        raise UserError(f"{flag(name)} must be one of {', '.join(meta['choices'])}; got {value!r}.")
-    low, high = meta["low"], meta["high"]
-    if low is not None and not (low <= value <= high):
-        raise UserError(f"{flag(name)} must be between {low} and {high}; got {value}.")
-
-
-def build_config(*layers: Mapping[str, Any]) -> JobConfig:
-    """Merge option layers (defaults < config file < command line) into a checked JobConfig.
-
-    Keys may use dashes or underscores; None values mean "not given" and are skipped.
-    """
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        for key, raw in layer.items():
-            name = key.replace("-", "_")
-            if name not in FIELDS:
-                known = ", ".join(sorted(FIELDS))
-                raise UserError(f"Unknown option {key!r}: the options are {known}.")
-            if raw is not None:
-                merged[name] = _coerce(name, raw)
-    for name, value in merged.items():
-        _check_range(name, value)
+def build_config(*layers: Mapping[str, Any], other_names: Iterable[str] = ()) -> JobConfig:
+    """Merge option layers (defaults < config file < command line) into a checked JobConfig."""
+    merged = merge_layers(JobConfig, layers, other_names)
     if "k" in merged and "variance" in merged:
         raise UserError("Give either --variance or --k, not both.")
     weights = merged.get("weights", DEFAULTS.weights)
@@ -145,36 +81,5 @@ def build_config(*layers: Mapping[str, Any]) -> JobConfig:
     return JobConfig(**merged)
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Options from a YAML or JSON file (a mapping of option names to values)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Config file {str(path)!r} does not exist: check the --config path.")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UserError(f"Config file {str(path)!r} is not valid YAML/JSON ({exc}); fix its syntax.") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"Config file {str(path)!r} must hold a mapping of option names to values.")
-    return data
-
-
-def to_argv(config: JobConfig) -> list[str]:
-    """The job's command-line arguments for `config` (what a cluster manifest passes).
-
-    Only options that differ from the defaults are written, so manifests stay short and a
-    changed default reaches every deployment.
-    """
-    argv: list[str] = []
-    for name in FIELDS:
-        value = getattr(config, name)
-        if value == getattr(DEFAULTS, name):
-            continue
-        if value_type(name) is bool:
-            argv.append(flag(name) if value else "--no-" + flag(name)[2:])
-        else:
-            argv += [flag(name), str(value)]
-    return argv
+def value_type(name: str) -> type:
+    return options.value_type(JobConfig, name)

@@ -68,7 +68,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     if not config.input or not config.output:
         raise UserError("The job needs both --input and --output.")
     clock = clock or StageClock()
-    run_id = run_id or new_run_id()
+    run_id = run_id or config.run_id or new_run_id()
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_size))

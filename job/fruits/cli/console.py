@@ -78,3 +78,64 @@ def evaluation_table(evaluation: dict) -> Table:
     for pair in evaluation["most_confused"][:5]:
         table.add_row(f"[dim]confused: {pair['true']} -> {pair['predicted']}[/]", "", str(pair["count"]))
     return table
+
+
+STATE_STYLES = {"COMPLETED": "green", "FAILED": "red", "SUBMISSION_FAILED": "red", "RUNNING": "cyan",
+                "PENDING_RERUN": "yellow", "FAILING": "yellow"}
+
+
+def _state(text: str) -> str:
+    return f"[{STATE_STYLES.get(text, 'white')}]{text}[/]"
+
+
+def state_line(app: dict) -> str:
+    from fruits.cluster import states
+
+    executors = states.executor_counts(app)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(executors.items())) or "none yet"
+    return f"{app['metadata']['name']}: {_state(states.state(app))}   executors: {counts}"
+
+
+def status_table(app: dict) -> Table:
+    from fruits.cluster import states
+
+    submissions, executions = states.attempts(app)
+    age, duration = states.age_and_duration(app)
+    table = Table(title=f"SparkApplication {app['metadata']['name']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("state", _state(states.state(app)))
+    table.add_row("attempts", f"{submissions} submissions, {executions} executions")
+    table.add_row("age / duration", f"{age} / {duration}")
+    table.add_row("driver pod", states.driver_pod(app) or "-")
+    table.add_row("Spark UI", states.ui_address(app) or "-")
+    executors = (app.get("status") or {}).get("executorState") or {}
+    table.add_row("executors", "\n".join(f"{pod}: {state}" for pod, state in sorted(executors.items())) or "-")
+    if states.error_message(app):
+        table.add_row("error", f"[red]{states.error_message(app)}[/]")
+    return table
+
+
+def apps_table(apps: list[dict]) -> Table:
+    from fruits.cluster import states
+
+    table = Table(title="Fruits! runs")
+    for column in ("name", "state", "age", "duration"):
+        table.add_column(column)
+    for app in apps:
+        age, duration = states.age_and_duration(app)
+        table.add_row(app["metadata"]["name"], _state(states.state(app)), age, duration)
+    return table
+
+
+def events_table(events) -> Table:
+    table = Table(title="Events")
+    for column in ("time", "type", "object", "reason", "message"):
+        table.add_column(column)
+    for event in events:
+        when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+        style = "red" if event.type == "Warning" else ""
+        table.add_row(str(when or ""), f"[{style}]{event.type}[/]" if style else str(event.type),
+                      f"{event.involved_object.kind}/{event.involved_object.name}", event.reason or "",
+                      event.message or "")
+    return table

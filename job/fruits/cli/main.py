@@ -4,7 +4,9 @@ import typer
 from typer.core import TyperGroup
 
 from fruits.cli.console import print_error
-from fruits.cli.options import with_job_options
+from fruits.cli import cluster
+from fruits.cli.options import with_job_options, with_settings
+from fruits.cluster.settings import ClusterConfig
 from fruits.cli.results import evaluate_command, report
 from fruits.cli.run import run
 from fruits.cli.upload import upload
@@ -33,6 +35,11 @@ app.command("run")(with_job_options(run))
 app.command("upload")(upload)
 app.command("report")(report)
 app.command("evaluate")(evaluate_command)
+app.command("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
+app.command("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
+for command, function in (("status", cluster.status), ("list", cluster.list_apps), ("logs", cluster.logs),
+                          ("events", cluster.events), ("delete", cluster.delete), ("ui", cluster.ui)):
+    app.command(command, rich_help_panel="Cluster")(function)
 
 
 @app.callback()

@@ -1,48 +1,67 @@
-"""Typer options generated from JobConfig's fields, so the CLI never restates an option."""
+"""Typer options generated from the settings dataclasses, so the CLI never restates an option."""
 
 import inspect
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from fruits.config import FIELDS, build_config, flag, load_config_file, value_type
+from fruits import options
+from fruits.config import JobConfig, build_config
+
+PANELS = {"JobConfig": "Job options", "ClusterConfig": "Cluster options"}
 
 
-def _parameter(name: str) -> inspect.Parameter:
-    meta, default = FIELDS[name].metadata, FIELDS[name].default
-    kind = value_type(name)
-    help_text = meta["help"]
-    if meta["choices"]:
-        help_text += f" One of: {', '.join(meta['choices'])}."
-    declaration = f"{flag(name)}/--no-{flag(name)[2:]}" if kind is bool else flag(name)
-    shown = "none" if default is None else str(default)
-    option = typer.Option(declaration, help=help_text, show_default=shown, rich_help_panel="Job options")
+def _parameter(cls, name: str) -> inspect.Parameter:
+    field = options.fields_of(cls)[name]
+    meta, kind = field.metadata, options.value_type(cls, name)
+    help_text = meta["help"] + (f" One of: {', '.join(meta['choices'])}." if meta["choices"] else "")
+    flag = options.flag(name)
+    default = field.default if field.default is not options.dataclasses.MISSING else field.default_factory()
+    panel = PANELS[cls.__name__]
+    if kind is dict:  # repeatable KEY=VALUE
+        option = typer.Option(flag, *meta["aliases"], metavar="KEY=VALUE", help=help_text + " Repeatable.", rich_help_panel=panel)
+        annotation = Annotated[Optional[list[str]], option]
+    else:
+        declaration = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
+        option = typer.Option(declaration, help=help_text, show_default="none" if default is None else str(default),
+                              rich_help_panel=panel)
+        annotation = Annotated[Optional[kind], option]
     # Every option defaults to None ("not given") so that a config file can fill it.
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[Optional[kind], option])
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
 CONFIG_PARAMETER = inspect.Parameter(
     "config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
     annotation=Annotated[Optional[str], typer.Option(
-        "--config", help="YAML/JSON file of job options (command-line options override it).",
+        "--config", help="YAML/JSON file of options (command-line options override it).",
         rich_help_panel="Job options")],
 )
 
 
-def with_job_options(command: Callable) -> Callable:
-    """Give `command(config, **own)` every job option plus --config; it receives a JobConfig.
+def with_settings(command: Callable, cluster_class=None) -> Callable:
+    """Give `command(config=JobConfig, [cluster=ClusterConfig,] **own)` every option plus --config.
 
     The wrapped command's own keyword parameters stay as they are.
     """
-    own = [p for p in inspect.signature(command).parameters.values() if p.name != "config"]
+    classes = [JobConfig] + ([cluster_class] if cluster_class else [])
+    names = {cls: list(options.fields_of(cls)) for cls in classes}
+    own = [p for p in inspect.signature(command).parameters.values() if p.name not in ("config", "cluster")]
 
     def wrapper(**values: Any):
         config_file = values.pop("config_file")
-        given = {name: values.pop(name) for name in FIELDS}
-        layers = [load_config_file(config_file)] if config_file else []
-        return command(config=build_config(*layers, given), **values)
+        file_layer = options.load_config_file(config_file) if config_file else {}
+        given = {cls: {n: values.pop(n) for n in names[cls]} for cls in classes}
+        settings = {"config": build_config(file_layer, given[JobConfig], other_names=names.get(cluster_class, ()))}
+        if cluster_class:
+            merged = options.merge_layers(cluster_class, [file_layer, given[cluster_class]], names[JobConfig])
+            settings["cluster"] = cluster_class(**merged)
+        return command(**settings, **values)
 
-    wrapper.__signature__ = inspect.Signature([*own, CONFIG_PARAMETER, *(_parameter(n) for n in FIELDS)])
+    parameters = [*own, CONFIG_PARAMETER, *(_parameter(cls, n) for cls in classes for n in names[cls])]
+    wrapper.__signature__ = inspect.Signature(parameters)
     wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
     return wrapper
+
+
+def with_job_options(command: Callable) -> Callable:
+    return with_settings(command)

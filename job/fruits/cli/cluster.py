@@ -1,0 +1,188 @@
+"""fruitsctl's cluster commands: render, submit, status, list, logs, events, delete, ui."""
+
+import json
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from fruits.cli.console import (apps_table, console, events_table, print_error, print_note, state_line,
+                                status_table)
+from fruits.cluster import states
+from fruits.cluster.kube import Kube
+from fruits.cluster.manifest import APP_LABEL, APP_NAME, spark_application
+from fruits.cluster.settings import ClusterConfig
+from fruits.config import JobConfig
+from fruits.errors import UserError
+
+KubeconfigOption = Annotated[Optional[str], typer.Option(
+    "--kubeconfig", help="Kubeconfig file [default: $KUBECONFIG or ~/.kube/config; in a pod: its service account].",
+    rich_help_panel="Kubernetes")]
+ContextOption = Annotated[Optional[str], typer.Option(
+    "--context", help="Kubeconfig context [default: the current one].", rich_help_panel="Kubernetes")]
+NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Kubernetes namespace.",
+                                              rich_help_panel="Kubernetes")]
+FormatOption = Annotated[Optional[str], typer.Option("--format", "-o", help="Print the object as yaml or json.")]
+NameArgument = Annotated[str, typer.Argument(help="SparkApplication name (see `fruitsctl list`).")]
+
+
+def _dump(obj, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(obj, indent=2, default=str)
+    if fmt == "yaml":
+        return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+    raise UserError(f"--format must be yaml or json; got {fmt!r}.")
+
+
+def _manifest(config: JobConfig, cluster: ClusterConfig) -> dict:
+    if not config.input or not config.output:
+        raise UserError("A cluster run needs --input and --output (s3a:// paths the pods can reach).")
+    return spark_application(config, cluster)
+
+
+def render(config: JobConfig, cluster: ClusterConfig,
+           fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml") -> None:
+    """Print the SparkApplication that `submit` would create (for review or GitOps)."""
+    print(_dump(_manifest(config, cluster), fmt), end="" if fmt == "yaml" else "\n")
+
+
+def follow(kube: Kube, namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
+    """Show state changes until the app ends; returns the exit code for its final state."""
+    deadline, last, log_thread = time.monotonic() + timeout, None, None
+    while True:
+        app = kube.get_app(namespace, name)
+        state, executors = states.state(app), states.executor_counts(app)
+        if (state, executors) != last:
+            console.print(state_line(app))
+            last = (state, executors)
+        pod = states.driver_pod(app)
+        if logs and log_thread is None and pod and state not in ("NEW", "SUBMITTED", "SUBMISSION_FAILED"):
+            def stream(pod=pod):
+                for line in kube.pod_log(namespace, pod, follow=True):
+                    console.print(f"[dim]driver |[/] {line}", markup=True, highlight=False, soft_wrap=True)
+            log_thread = threading.Thread(target=stream, daemon=True)
+            log_thread.start()
+        if states.is_final(app):
+            if log_thread:
+                log_thread.join(timeout=30)
+            if states.error_message(app):
+                print_error(states.error_message(app))
+            return states.EXIT_CODES[state]
+        if time.monotonic() > deadline:
+            print_error(f"Timed out after {timeout:.0f} s with {name} still {state}: it keeps running; "
+                        f"follow it with `fruitsctl status {name} -n {namespace}`.")
+            return states.EXIT_TIMEOUT
+        time.sleep(poll)
+
+
+def submit(
+    config: JobConfig, cluster: ClusterConfig,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends; exit 0 only on COMPLETED.")] = False,
+    logs: Annotated[bool, typer.Option("--logs", help="Stream the driver's log once it starts (implies --wait).")] = False,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds (exit 5).")] = 6 * 3600,
+    poll: Annotated[float, typer.Option(help="Seconds between status checks while waiting.")] = 5.0,
+    kubeconfig: KubeconfigOption = None, context: ContextOption = None,
+) -> None:
+    """Create the SparkApplication; with --wait follow it (exit codes: 0 COMPLETED, 3 FAILED,
+    4 SUBMISSION_FAILED, 5 timed out, 2 user error)."""
+    body = _manifest(config, cluster)
+    kube = Kube(kubeconfig, context)
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    kube.create_app(body)
+    console.print(f"Created SparkApplication [bold]{name}[/] in namespace {namespace}.")
+    if not (wait or logs):
+        print_note(f"Follow it with: fruitsctl status {name} -n {namespace}   (or submit --wait)")
+        return
+    raise typer.Exit(follow(kube, namespace, name, timeout, poll, logs))
+
+
+def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: FormatOption = None,
+           kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
+    """State, attempts, driver pod, UI address, executors and error message of a run."""
+    app = Kube(kubeconfig, context).get_app(namespace, name)
+    if fmt:
+        print(_dump(app, fmt))
+    else:
+        console.print(status_table(app))
+    raise typer.Exit(0)
+
+
+def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
+              kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
+    """The pipeline's runs in the namespace: name, state, age, duration."""
+    apps = Kube(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
+    apps.sort(key=lambda a: a["metadata"].get("creationTimestamp") or "", reverse=True)
+    if fmt:
+        print(_dump([a for a in apps], fmt))
+    elif not apps:
+        print_note(f"No runs in namespace {namespace!r}.")
+    else:
+        console.print(apps_table(apps))
+
+
+def logs(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+         namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
+         context: ContextOption = None) -> None:
+    """The driver's log."""
+    kube = Kube(kubeconfig, context)
+    app = kube.get_app(namespace, name)
+    pod = states.driver_pod(app)
+    if not pod:
+        raise UserError(f"{name} has no driver pod yet (state {states.state(app)}): try again in a moment.")
+    for line in kube.pod_log(namespace, pod, follow=follow_):
+        print(line)
+
+
+def events(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep watching.")] = False,
+           poll: Annotated[float, typer.Option(help="Seconds between checks with --follow.")] = 3.0,
+           namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
+           context: ContextOption = None) -> None:
+    """Kubernetes events of the run and its pods (scheduling, image pulls, OOM kills ...)."""
+    kube = Kube(kubeconfig, context)
+    kube.get_app(namespace, name)  # a clear error if there is no such run
+    seen: set[str] = set()
+    while True:
+        fresh = [e for e in kube.events(namespace, name) if e.metadata.uid not in seen]
+        seen.update(e.metadata.uid for e in fresh)
+        if fresh:
+            console.print(events_table(fresh))
+        elif not follow_:
+            print_note(f"No events for {name} (Kubernetes keeps events for about an hour).")
+        if not follow_ or states.is_final(kube.get_app(namespace, name)):
+            return
+        time.sleep(poll)
+
+
+def delete(name: NameArgument, namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
+           context: ContextOption = None) -> None:
+    """Delete the run's SparkApplication (the operator removes its pods; S3 results stay)."""
+    Kube(kubeconfig, context).delete_app(namespace, name)
+    console.print(f"Deleted SparkApplication [bold]{name}[/] from namespace {namespace}.")
+
+
+def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")] = 4040,
+       print_command: Annotated[bool, typer.Option("--print-command", help="Only print the kubectl command.")] = False,
+       namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
+       context: ContextOption = None) -> None:
+    """Open the driver's Spark UI on localhost (port-forward through kubectl, as sparkctl forward did)."""
+    kube = Kube(kubeconfig, context)
+    app = kube.get_app(namespace, name)
+    pod = states.driver_pod(app)
+    if not pod or kube.pod_phase(namespace, pod) != "Running":
+        raise UserError(f"The driver of {name} is not running (state {states.state(app)}): the Spark UI lives only "
+                        "while the job runs; afterwards use a History Server on --event-log-dir.")
+    command = ["kubectl", "port-forward", f"pod/{pod}", f"{port}:4040", "--namespace", namespace]
+    command += ["--context", context] if context else []
+    command += ["--kubeconfig", kubeconfig] if kubeconfig else []
+    if print_command:
+        print(shlex.join(command))
+        return
+    if not shutil.which("kubectl"):
+        raise UserError("`fruitsctl ui` needs kubectl on the PATH: install it (https://kubernetes.io/docs/tasks/tools/).")
+    console.print(f"Spark UI of {name}: [bold]http://localhost:{port}[/]  (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(command))

@@ -1,0 +1,78 @@
+"""The SparkApplication for a run, built from JobConfig + ClusterConfig (the chart renders
+the same object from the same settings)."""
+
+import copy
+import datetime as dt
+import secrets
+
+from fruits import __version__
+from fruits.cluster.settings import JOB_FILE, SPARK_UID, SPARK_VERSION, ClusterConfig
+from fruits.config import JobConfig
+from fruits.options import to_argv
+from fruits.spark_session import JOB_SPARK_CONF
+
+API_VERSION = "sparkoperator.k8s.io/v1beta2"
+APP_LABEL = "app.kubernetes.io/name"
+APP_NAME = "fruits-pipeline"
+RUN_LABEL = "fruits.io/run"
+
+
+def new_app_name() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("fruits-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def labels_for(name: str, cluster: ClusterConfig, managed_by: str) -> dict[str, str]:
+    return {APP_LABEL: APP_NAME, "app.kubernetes.io/instance": name, "app.kubernetes.io/component": "featurize",
+            "app.kubernetes.io/version": __version__, "app.kubernetes.io/managed-by": managed_by,
+            RUN_LABEL: name, **cluster.labels}
+
+
+def security_contexts() -> dict:
+    """Restricted pod security: non-root Spark user, no privilege escalation, no capabilities."""
+    return {
+        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": SPARK_UID, "runAsGroup": SPARK_UID,
+                               "fsGroup": SPARK_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": SPARK_UID, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+
+
+def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
+    conf = dict(JOB_SPARK_CONF)
+    if cluster.event_log_dir:
+        conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": cluster.event_log_dir})
+    return {**conf, **cluster.spark_conf}
+
+
+def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None = None,
+                      managed_by: str = "fruitsctl") -> dict:
+    name = name or cluster.name or new_app_name()
+    labels = labels_for(name, cluster, managed_by)
+    pod = {"labels": dict(labels), "serviceAccount": cluster.service_account, **security_contexts()}
+    if cluster.s3_secret:
+        pod["envFrom"] = [{"secretRef": {"name": cluster.s3_secret}}]
+    arguments = to_argv(job) if job.run_id else [*to_argv(job), "--run-id", name]
+    spec = {
+        "type": "Python",
+        "pythonVersion": "3",
+        "mode": "cluster",
+        "image": cluster.image,
+        "imagePullPolicy": cluster.image_pull_policy,
+        "mainApplicationFile": JOB_FILE,
+        "arguments": arguments,
+        "sparkVersion": SPARK_VERSION,
+        "sparkConf": spark_conf_for(cluster),
+        "restartPolicy": {"type": "OnFailure", "onFailureRetries": cluster.retries,
+                          "onFailureRetryInterval": cluster.retry_interval,
+                          "onSubmissionFailureRetries": cluster.retries,
+                          "onSubmissionFailureRetryInterval": cluster.retry_interval},
+        "driver": {"cores": cluster.driver_cores, "memory": cluster.driver_memory,
+                   "memoryOverhead": cluster.driver_memory_overhead, **copy.deepcopy(pod)},
+        "executor": {"instances": cluster.executors, "cores": cluster.executor_cores,
+                     "memory": cluster.executor_memory, "memoryOverhead": cluster.executor_memory_overhead,
+                     **copy.deepcopy(pod)},
+    }
+    if cluster.ttl_seconds:
+        spec["timeToLiveSeconds"] = cluster.ttl_seconds
+    return {"apiVersion": API_VERSION, "kind": "SparkApplication",
+            "metadata": {"name": name, "namespace": cluster.namespace, "labels": labels}, "spec": spec}

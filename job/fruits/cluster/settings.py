@@ -1,0 +1,52 @@
+"""Cluster settings of a run, defined once: `fruitsctl render/submit` options, config files
+and (through a test that holds them equal) the Helm chart's values."""
+
+import re
+from dataclasses import dataclass
+
+from fruits import __version__
+from fruits.errors import UserError
+from fruits.options import fields_of, option
+
+# The Spark inside the image (images/Dockerfile's base tag; a test keeps them equal).
+SPARK_VERSION = "3.5.7"
+JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
+SPARK_UID = 185  # the apache/spark image's non-root user
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str | None = option(None, "SparkApplication name (default: fruits-<date>-<time>-<random>).")
+    namespace: str = option("default", "Kubernetes namespace.")
+    image: str = option(f"fruits-pipeline:{__version__}", "Container image with Spark, TensorFlow and the job.")
+    image_pull_policy: str = option("IfNotPresent", "Image pull policy.", choices=("IfNotPresent", "Always", "Never"))
+    service_account: str = option("fruits-spark", "ServiceAccount of driver and executors (IRSA role on EKS).")
+    executors: int = option(2, "Executor pods.", low=1, high=1000)
+    executor_cores: int = option(1, "Cores per executor (= concurrent tasks, each with its own model).", low=1, high=64)
+    executor_memory: str = option("2g", "JVM heap per executor.")
+    executor_memory_overhead: str = option("2g", "Memory beyond the heap per executor: TensorFlow in the Python workers.")
+    driver_cores: int = option(1, "Driver cores.", low=1, high=64)
+    driver_memory: str = option("2g", "Driver JVM heap (PCA's d x d matrices live here).")
+    driver_memory_overhead: str = option("1g", "Driver memory beyond the heap (the Python driver).")
+    retries: int = option(2, "Retries of a failed run (restartPolicy OnFailure); a retry replaces the partial output.",
+                          low=0, high=20)
+    retry_interval: int = option(30, "Seconds between retries.", low=1, high=86_400)
+    s3_secret: str | None = option(
+        None, "Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, exposed to the pods (--s3-credentials static).")
+    event_log_dir: str | None = option(None, "Write Spark event logs here (e.g. s3a://bucket/spark-events) for a History Server.")
+    ttl_seconds: int | None = option(None, "Delete the SparkApplication this long after it ends.", low=60, high=31_536_000)
+    spark_conf: dict[str, str] = option({}, "Extra Spark setting.", aliases=("--conf",))
+    labels: dict[str, str] = option({}, "Extra label on the SparkApplication and its pods.", aliases=("--label",))
+
+    def __post_init__(self):
+        if self.name is not None and not DNS_LABEL.match(self.name):
+            raise UserError(f"--name {self.name!r} is not a valid Kubernetes name: use at most 63 lower-case "
+                            "letters, digits and '-', starting and ending with a letter or digit.")
+        for quantity in ("executor_memory", "executor_memory_overhead", "driver_memory", "driver_memory_overhead"):
+            if not re.match(r"^[0-9]+[kmgt]?$", getattr(self, quantity)):
+                raise UserError(f"--{quantity.replace('_', '-')} must be a Spark memory size such as 512m or 2g; "
+                                f"got {getattr(self, quantity)!r}.")
+
+
+CLUSTER_FIELDS = fields_of(ClusterConfig)

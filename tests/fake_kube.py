@@ -1,0 +1,202 @@
+"""A small Kubernetes API over real HTTP: the parts fruitsctl uses, for the official client.
+
+SparkApplications (create/get/list/delete, label selectors), pods, pod logs (streamed
+with follow=true), events. Tests play the spark-operator by setting `status` through
+`FakeKube.set_status`, and can switch off the CRD, forbid requests or stop the server.
+Every request is recorded, so tests can validate what the CLI sent.
+"""
+
+import datetime as dt
+import json
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+APPS = re.compile(r"^/apis/sparkoperator\.k8s\.io/v1beta2/namespaces/([^/]+)/sparkapplications(?:/([^/]+))?$")
+POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/log)?$")
+EVENTS = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code, **({"details": details} if details else {})}
+
+
+class FakeKube:
+    def __init__(self):
+        self.apps: dict[tuple[str, str], dict] = {}
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.logs: dict[tuple[str, str], list[str]] = {}
+        self.logs_closed: set[tuple[str, str]] = set()
+        self.events: list[dict] = []
+        self.requests: list[tuple[str, str, dict | None]] = []
+        self.crd_installed = True
+        self.forbidden = False
+        self.lock = threading.RLock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code: int, body, content_type="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length)) if length else None
+
+            def handle_any(self, method: str):
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                body = self._body() if method in ("POST", "PUT", "PATCH") else None
+                with fake.lock:
+                    fake.requests.append((method, url.path, body))
+                if fake.forbidden:
+                    return self._send(403, status(403, "Forbidden", f'user "test" cannot {method.lower()} '
+                                                                   f'resource at {url.path}'))
+                if match := APPS.match(url.path):
+                    if not fake.crd_installed:
+                        return self._send(404, b"404 page not found", "text/plain")
+                    return self._apps(method, match.group(1), match.group(2), body, query)
+                if match := POD.match(url.path):
+                    return self._pod(match.group(1), match.group(2), bool(match.group(3)), query)
+                if match := EVENTS.match(url.path):
+                    items = [e for e in fake.events if e["metadata"]["namespace"] == match.group(1)]
+                    return self._send(200, {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items})
+                return self._send(404, b"404 page not found", "text/plain")
+
+            def _apps(self, method, namespace, name, body, query):
+                key = (namespace, name)
+                with fake.lock:
+                    if method == "POST":
+                        name = body["metadata"]["name"]
+                        if (namespace, name) in fake.apps:
+                            return self._send(409, status(409, "AlreadyExists",
+                                                          f'sparkapplications "{name}" already exists',
+                                                          {"name": name, "kind": "sparkapplications"}))
+                        obj = json.loads(json.dumps(body))
+                        obj["metadata"].update(creationTimestamp=now(), uid=str(uuid.uuid4()), resourceVersion="1")
+                        fake.apps[(namespace, name)] = obj
+                        return self._send(201, obj)
+                    if method == "GET" and name is None:
+                        wanted = dict(p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p)
+                        items = [a for (ns, _), a in fake.apps.items() if ns == namespace and
+                                 all(a["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
+                        return self._send(200, {"apiVersion": "sparkoperator.k8s.io/v1beta2",
+                                                "kind": "SparkApplicationList", "metadata": {}, "items": items})
+                    if key not in fake.apps:
+                        return self._send(404, status(404, "NotFound", f'sparkapplications "{name}" not found',
+                                                      {"name": name, "group": "sparkoperator.k8s.io",
+                                                       "kind": "sparkapplications"}))
+                    if method == "GET":
+                        return self._send(200, fake.apps[key])
+                    if method == "DELETE":
+                        del fake.apps[key]
+                        return self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+                return self._send(405, status(405, "MethodNotAllowed", method))
+
+            def _pod(self, namespace, name, log, query):
+                key = (namespace, name)
+                if key not in fake.pods:
+                    return self._send(404, status(404, "NotFound", f'pods "{name}" not found',
+                                                  {"name": name, "kind": "pods"}))
+                if not log:
+                    return self._send(200, fake.pods[key])
+                follow = query.get("follow", "").lower() in ("true", "1")  # the client sends "True"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                sent = 0
+                while True:
+                    with fake.lock:
+                        lines, closed = list(fake.logs.get(key, [])), key in fake.logs_closed
+                    for line in lines[sent:]:
+                        data = (line + "\n").encode()
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    sent = len(lines)
+                    if not follow or closed:
+                        break
+                    time.sleep(0.05)
+                self.wfile.write(b"0\r\n\r\n")
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+            def do_POST(self):
+                self.handle_any("POST")
+
+            def do_DELETE(self):
+                self.handle_any("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def kubeconfig(self, path) -> str:
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "test", "user": {"token": "test-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "test"}}],
+        }))
+        return str(path)
+
+    # playing the operator
+    def set_status(self, namespace: str, name: str, state: str, executors: dict | None = None,
+                   driver: str | None = None, error: str = "", ended: bool = False):
+        with self.lock:
+            app = self.apps[(namespace, name)]
+            app_status = app.setdefault("status", {})
+            app_status["applicationState"] = {"state": state, **({"errorMessage": error} if error else {})}
+            app_status.setdefault("lastSubmissionAttemptTime", now())
+            app_status["submissionAttempts"] = max(app_status.get("submissionAttempts", 0), 1)
+            if executors is not None:
+                app_status["executorState"] = executors
+            if driver:
+                app_status["driverInfo"] = {"podName": driver, "webUIAddress": "10.0.0.7:4040",
+                                            "webUIServiceName": f"{name}-ui-svc", "webUIPort": 4040}
+                app_status["executionAttempts"] = max(app_status.get("executionAttempts", 0), 1)
+                self.pods[(namespace, driver)] = {"apiVersion": "v1", "kind": "Pod",
+                                                  "metadata": {"name": driver, "namespace": namespace},
+                                                  "status": {"phase": "Succeeded" if ended else "Running"}}
+            if ended:
+                app_status["terminationTime"] = now()
+
+    def log(self, namespace: str, pod: str, *lines: str, close: bool = False):
+        with self.lock:
+            self.logs.setdefault((namespace, pod), []).extend(lines)
+            if close:
+                self.logs_closed.add((namespace, pod))
+
+    def event(self, namespace: str, kind: str, name: str, reason: str, message: str, type_: str = "Normal"):
+        with self.lock:
+            self.events.append({"apiVersion": "v1", "kind": "Event",
+                                "metadata": {"name": f"{name}.{uuid.uuid4().hex[:8]}", "namespace": namespace,
+                                             "uid": str(uuid.uuid4())},
+                                "involvedObject": {"kind": kind, "name": name, "namespace": namespace},
+                                "reason": reason, "message": message, "type": type_, "lastTimestamp": now()})
+
+    def created_bodies(self) -> list[dict]:
+        return [body for method, path, body in self.requests if method == "POST" and APPS.match(path)]

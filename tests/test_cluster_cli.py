@@ -1,0 +1,273 @@
+"""fruitsctl against a Kubernetes API over real HTTP (tests/fake_kube.py plays the API and the operator)."""
+
+import json
+import threading
+import time
+
+import pytest
+import yaml
+from crd_schema import tighten, validate, validator
+from fake_kube import FakeKube
+from typer.testing import CliRunner
+
+from fruits.cli.main import app
+from fruits.config import build_config
+from fruits.entrypoint import argument_parser
+
+runner = CliRunner()
+JOB = ["--input", "s3a://fruits/in", "--output", "s3a://fruits/runs/r1", "--s3-credentials", "irsa"]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.fixture
+def kube(tmp_path):
+    fake = FakeKube()
+    fake.config = fake.kubeconfig(tmp_path / "kubeconfig")
+    yield fake
+    for body in fake.created_bodies():  # everything the CLI sent must pass the real (tightened) CRD schema
+        validate(body)
+    fake.stop()
+
+
+def cli(kube, *args):
+    return runner.invoke(app, [*args, "--kubeconfig", kube.config])
+
+
+def play(kube, name, steps, namespace="default"):
+    """Act as the spark-operator: once the app exists, apply (delay, action) steps in a thread."""
+    def run():
+        deadline = time.monotonic() + 10
+        while (namespace, name) not in kube.apps and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for delay, action in steps:
+            time.sleep(delay)
+            action()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+# ---------------------------------------------------------------- render
+def test_render_prints_a_valid_spark_application():
+    result = runner.invoke(app, ["render", *JOB, "--name", "r1", "--executors", "3", "--conf", "spark.x=1",
+                                 "--label", "team=vision", "--namespace", "ml"])
+    assert result.exit_code == 0, result.output
+    manifest = yaml.safe_load(result.output)
+    validate(manifest)
+    spec = manifest["spec"]
+    assert manifest["metadata"] == {"name": "r1", "namespace": "ml", "labels": manifest["metadata"]["labels"]}
+    assert manifest["metadata"]["labels"]["team"] == "vision"
+    assert spec["mainApplicationFile"] == "local:///opt/fruits/job/main.py"
+    assert spec["executor"]["instances"] == 3 and spec["sparkConf"]["spark.x"] == "1"
+    assert spec["restartPolicy"]["type"] == "OnFailure" and spec["restartPolicy"]["onFailureRetries"] >= 1
+    for pod in (spec["driver"], spec["executor"]):
+        assert pod["podSecurityContext"]["runAsNonRoot"] is True and pod["podSecurityContext"]["runAsUser"] == 185
+        assert pod["securityContext"]["allowPrivilegeEscalation"] is False
+        assert pod["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert pod["podSecurityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_rendered_arguments_are_what_the_local_runner_accepts():
+    manifest = yaml.safe_load(runner.invoke(app, ["render", *JOB, "--name", "r1", "--image-size", "96", "--k", "40"]).output)
+    parsed = {k: v for k, v in vars(argument_parser().parse_args(manifest["spec"]["arguments"])).items()
+              if k != "config_file"}
+    config = build_config(parsed)
+    assert (config.input, config.output, config.image_size, config.k, config.run_id) == \
+        ("s3a://fruits/in", "s3a://fruits/runs/r1", 96, 40, "r1")
+    assert config.s3_credentials == "irsa"
+
+
+def test_render_reads_job_and_cluster_options_from_one_config_file(tmp_path):
+    (tmp_path / "run.yaml").write_text("input: s3a://b/in\noutput: s3a://b/out\nexecutors: 5\n"
+                                       "image: registry.example/fruits:1\ns3-secret: minio-keys\n")
+    result = runner.invoke(app, ["render", "--config", str(tmp_path / "run.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.output)
+    validate(manifest)
+    assert manifest["spec"]["executor"]["instances"] == 5 and manifest["spec"]["image"] == "registry.example/fruits:1"
+    assert manifest["spec"]["driver"]["envFrom"] == [{"secretRef": {"name": "minio-keys"}}]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "Bad_Name"], "is not a valid Kubernetes name"),
+    (["--executor-memory", "lots"], "must be a Spark memory size"),
+    (["--executors", "0"], "--executors must be between 1 and 1000"),
+    (["--conf", "novalue"], "takes KEY=VALUE"),
+])
+def test_render_refuses_bad_cluster_options(args, message):
+    result = runner.invoke(app, ["render", *JOB, *args])
+    assert result.exit_code == 2 and message in flat(result.output)
+
+
+def test_the_tightened_schema_catches_a_misspelt_key():
+    manifest = yaml.safe_load(runner.invoke(app, ["render", *JOB]).output)
+    manifest["spec"]["executor"]["instancez"] = 2
+    assert any("instancez" in e.message for e in validator().iter_errors(manifest))
+    assert tighten({"type": "object", "properties": {}})["additionalProperties"] is False
+
+
+# ---------------------------------------------------------------- submit and follow
+def running_then(kube, name, final, error=""):
+    driver = f"{name}-driver"
+    return [
+        (0.05, lambda: kube.set_status("default", name, "SUBMITTED")),
+        (0.1, lambda: kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "PENDING"}, driver)),
+        (0.1, lambda: kube.log("default", driver, "featurize 648 images", "k = 203")),
+        (0.1, lambda: kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "RUNNING",
+                                                                    f"{name}-exec-2": "RUNNING"}, driver)),
+        (0.2, lambda: kube.log("default", driver, "manifest written", close=True)),
+        (0.1, lambda: kube.set_status("default", name, final, {f"{name}-exec-1": "COMPLETED",
+                                                                f"{name}-exec-2": "COMPLETED"}, driver,
+                                      error=error, ended=True)),
+    ]
+
+
+def test_submit_wait_follows_states_streams_logs_and_exits_0_on_completed(kube):
+    play(kube, "run-ok", running_then(kube, "run-ok", "COMPLETED"))
+    result = cli(kube, "submit", *JOB, "--name", "run-ok", "--wait", "--logs", "--poll", "0.05")
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    assert "Created SparkApplication run-ok" in text
+    for expected in ("run-ok: SUBMITTED", "run-ok: RUNNING executors: 1 PENDING",
+                     "run-ok: RUNNING executors: 2 RUNNING", "run-ok: COMPLETED executors: 2 COMPLETED",
+                     "driver | featurize 648 images", "driver | manifest written"):
+        assert expected in text
+    assert text.index("SUBMITTED") < text.index("2 RUNNING") < text.index("COMPLETED")
+    created = kube.created_bodies()
+    assert len(created) == 1 and created[0]["metadata"]["labels"]["fruits.io/run"] == "run-ok"
+
+
+def test_submit_wait_exits_3_with_the_error_on_failed(kube):
+    play(kube, "run-bad", running_then(kube, "run-bad", "FAILED", error="driver container failed with ExitCode: 2"))
+    result = cli(kube, "submit", *JOB, "--name", "run-bad", "--wait", "--poll", "0.05")
+    assert result.exit_code == 3
+    assert "driver container failed with ExitCode: 2" in flat(result.output)
+
+
+def test_submit_wait_exits_4_when_the_submission_is_rejected(kube):
+    play(kube, "run-rej", [(0.05, lambda: kube.set_status("default", "run-rej", "SUBMISSION_FAILED",
+                                                          error="image not found"))])
+    result = cli(kube, "submit", *JOB, "--name", "run-rej", "--wait", "--poll", "0.05")
+    assert result.exit_code == 4 and "image not found" in flat(result.output)
+
+
+def test_submit_wait_exits_5_on_timeout(kube):
+    result = cli(kube, "submit", *JOB, "--name", "run-slow", "--wait", "--poll", "0.05", "--timeout", "0.3")
+    assert result.exit_code == 5 and "Timed out" in flat(result.output)
+
+
+def test_submit_without_wait_names_the_run_and_returns(kube):
+    result = cli(kube, "submit", *JOB)
+    assert result.exit_code == 0
+    (name,) = [key[1] for key in kube.apps]
+    assert name.startswith("fruits-") and f"fruitsctl status {name}" in flat(result.output)
+
+
+# ---------------------------------------------------------------- status, list, logs, events, delete, ui
+@pytest.fixture
+def finished(kube):
+    for name in ("fr-a", "fr-b"):
+        assert cli(kube, "submit", *JOB, "--name", name).exit_code == 0
+        kube.set_status("default", name, "COMPLETED", {f"{name}-exec-1": "COMPLETED"}, f"{name}-driver", ended=True)
+        kube.log("default", f"{name}-driver", f"{name} line 1", f"{name} line 2", close=True)
+        kube.event("default", "Pod", f"{name}-driver", "Scheduled", f"Successfully assigned {name}-driver")
+        kube.event("default", "Pod", f"{name}-exec-1", "OOMKilling", "Memory cgroup out of memory", "Warning")
+    kube.apps[("default", "other-app")] = {"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+                                           "metadata": {"name": "other-app", "namespace": "default", "labels": {}}}
+    return kube
+
+
+def test_list_shows_only_the_pipelines_runs(finished):
+    result = cli(finished, "list")
+    assert result.exit_code == 0
+    assert "fr-a" in result.output and "fr-b" in result.output and "other-app" not in result.output
+    assert "COMPLETED" in result.output
+    as_json = json.loads(cli(finished, "list", "-o", "json").output)
+    assert sorted(a["metadata"]["name"] for a in as_json) == ["fr-a", "fr-b"]
+
+
+def test_status_shows_state_driver_ui_and_executors(finished):
+    result = cli(finished, "status", "fr-a")
+    text = flat(result.output)
+    assert result.exit_code == 0
+    for expected in ("state COMPLETED", "driver pod fr-a-driver", "Spark UI 10.0.0.7:4040", "fr-a-exec-1: COMPLETED",
+                     "1 submissions, 1 executions"):
+        assert expected in text
+    assert yaml.safe_load(cli(finished, "status", "fr-a", "-o", "yaml").output)["metadata"]["name"] == "fr-a"
+
+
+def test_logs_and_events(finished):
+    logs = cli(finished, "logs", "fr-b")
+    assert logs.exit_code == 0 and logs.output.splitlines() == ["fr-b line 1", "fr-b line 2"]
+    events = cli(finished, "events", "fr-a")
+    text = flat(events.output)
+    assert "Scheduled" in text and "OOMKilling" in text and "fr-b" not in text
+
+
+def test_delete(finished):
+    result = cli(finished, "delete", "fr-a")
+    assert result.exit_code == 0 and ("default", "fr-a") not in finished.apps
+    again = cli(finished, "delete", "fr-a")
+    assert again.exit_code == 2 and "No SparkApplication named 'fr-a' in namespace 'default'" in flat(again.output)
+
+
+def test_ui_port_forwards_to_a_running_driver(kube):
+    assert cli(kube, "submit", *JOB, "--name", "live").exit_code == 0
+    stopped = cli(kube, "ui", "live")
+    assert stopped.exit_code == 2 and "is not running" in flat(stopped.output)
+    kube.set_status("default", "live", "RUNNING", {}, "live-driver")
+    result = cli(kube, "ui", "live", "--port", "4141", "--print-command")
+    assert result.exit_code == 0
+    assert result.output.split()[:5] == ["kubectl", "port-forward", "pod/live-driver", "4141:4040", "--namespace"]
+
+
+# ---------------------------------------------------------------- errors
+def test_name_already_exists(kube):
+    assert cli(kube, "submit", *JOB, "--name", "twice").exit_code == 0
+    result = cli(kube, "submit", *JOB, "--name", "twice")
+    assert result.exit_code == 2 and "A SparkApplication named 'twice' already exists" in flat(result.output)
+
+
+def test_app_not_found(kube):
+    result = cli(kube, "status", "nope")
+    assert result.exit_code == 2 and "No SparkApplication named 'nope'" in flat(result.output)
+
+
+def test_crd_not_installed_says_how_to_install_the_operator(kube):
+    kube.crd_installed = False
+    result = cli(kube, "submit", *JOB)
+    text = flat(result.output)
+    assert result.exit_code == 2 and "SparkApplication resource is not installed" in text
+    assert "helm install spark-operator" in text
+
+
+def test_forbidden(kube):
+    kube.forbidden = True
+    result = cli(kube, "list")
+    assert result.exit_code == 2 and "Forbidden: your Kubernetes identity may not list sparkapplications" in flat(result.output)
+
+
+def test_cluster_unreachable(kube):
+    kube.stop()
+    result = cli(kube, "list")
+    assert result.exit_code == 2 and f"Cannot reach the Kubernetes API at {kube.url}" in flat(result.output)
+    kube.stop = lambda: None  # already stopped
+
+
+def test_no_kubeconfig(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 2 and "No Kubernetes configuration found" in flat(result.output)
+    missing = runner.invoke(app, ["list", "--kubeconfig", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist: check --kubeconfig" in flat(missing.output)
+
+
+def test_a_cluster_run_needs_input_and_output():
+    result = runner.invoke(app, ["render"])
+    assert result.exit_code == 2 and "needs --input and --output" in flat(result.output)
