@@ -9,8 +9,18 @@ BENCH_IMAGES  ?= 2592
 BENCH_REPEATS ?= 3
 BENCH_SIZES   ?=
 
+# Image and cluster settings
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE      ?= fruits-pipeline:$(VERSION)
+REGISTRY   ?=
+CONTAINER  ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+VALUES     ?= charts/fruits-pipeline/ci/minikube-values.yaml
+OPERATOR_VERSION := 2.5.2
+MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
+
 .DEFAULT_GOAL := help
-.PHONY: help install jars run test bench clean
+.PHONY: help install jars run test bench clean image image-push chart \
+        minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +44,50 @@ test: install jars ## Run the test suite (needs ../shared beside the project)
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)"
+
+image: ## Build the pipeline image with docker or podman (IMAGE=name:tag)
+	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman on the PATH"; exit 1; }
+	$(CONTAINER) build -f images/Dockerfile -t $(IMAGE) .
+
+image-push: image ## Push the image: make image-push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }
+	$(CONTAINER) tag $(IMAGE) $(REGISTRY)/$(IMAGE)
+	$(CONTAINER) push $(REGISTRY)/$(IMAGE)
+
+chart: install ## Lint and render the chart with VALUES=<values file> (Helm's engine, no helm binary needed)
+	$(BIN)/python -c "import yaml, helm_python as h; v = yaml.safe_load(open('$(VALUES)')); \
+	  r = h.lint('charts/fruits-pipeline', v, strict=True); assert not r['errors'], r; \
+	  print('\n---\n'.join(t for p, t in h.Chart.load('charts/fruits-pipeline').render(v, name='fruits', namespace='default').items() if not p.endswith('NOTES.txt')))"
+
+minikube-up: ## minikube: start a cluster big enough for TensorFlow executors
+	minikube start --cpus 4 --memory 8g
+
+minikube-operator: ## minikube: install the spark-operator from its own chart
+	helm repo add spark-operator https://kubeflow.github.io/spark-operator
+	helm upgrade --install spark-operator spark-operator/spark-operator --version $(OPERATOR_VERSION) \
+	  --namespace spark-operator --create-namespace --set "spark.jobNamespaces={default}" --wait
+
+minikube-minio: ## minikube: MinIO and the credentials Secret the pods read
+	kubectl apply -f deploy/minikube/minio.yaml
+	kubectl -n minio rollout status deploy/minio --timeout=180s
+
+minikube-image: ## minikube: build the image inside minikube (no registry needed)
+	minikube image build -t $(IMAGE) -f images/Dockerfile .
+
+minikube-upload: install ## minikube: upload the demo dataset (or DATA=<folder>) to s3://fruits/sample in MinIO
+	$(BIN)/fruitsctl demo-data .cache/demo-images
+	kubectl -n minio port-forward svc/minio 9000:9000 >/dev/null & pid=$$!; sleep 3; \
+	  $(MINIO_ENV) $(BIN)/fruitsctl upload $${DATA:-.cache/demo-images} s3://fruits/sample --create-bucket; \
+	  status=$$?; kill $$pid; exit $$status
+
+minikube-run: install ## minikube: install the chart with VALUES and follow the run to its end
+	helm upgrade --install fruits-pipeline charts/fruits-pipeline -f $(VALUES) --wait
+	$(BIN)/fruitsctl logs fruits-pipeline -f || true
+	$(BIN)/fruitsctl status fruits-pipeline
+
+minikube-report: install ## minikube: HTML report of the minikube run, read from MinIO
+	kubectl -n minio port-forward svc/minio 9000:9000 >/dev/null & pid=$$!; sleep 3; \
+	  $(MINIO_ENV) $(BIN)/fruitsctl report s3://fruits/runs/minikube; status=$$?; kill $$pid; exit $$status
 
 clean: ## Remove the virtual environment and local outputs
 	rm -rf $(VENV) fruits-output .pytest_cache bench/data

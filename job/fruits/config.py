@@ -26,7 +26,8 @@ class JobConfig:
         "folder's name; a <split>/<label>/<file> layout also records the split. Empty: a generated demo set.",
     )
     output: str | None = option(
-        None, "Where to write features, model, errors and manifest (folder or s3a:// prefix). Empty: fruits-output/<run id>."
+        None, "Where to write features, model, errors and manifest (folder or s3a:// prefix); {run_id} in it "
+        "is replaced by the run id. Empty: fruits-output/<run id>."
     )
     model: str = option("mobilenet_v2", "Pretrained CNN backbone.", choices=BACKBONES)
     weights: str = option(

@@ -1,5 +1,6 @@
 """The job: ingest -> featurize -> reduce -> write, with the manifest written last."""
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 import platform
@@ -69,6 +70,8 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         raise UserError("The job needs both --input and --output.")
     clock = clock or StageClock()
     run_id = run_id or config.run_id or new_run_id()
+    if "{run_id}" in config.output:  # scheduled runs: one output per run
+        config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_size))

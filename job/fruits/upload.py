@@ -92,11 +92,19 @@ def _existing_objects(client, bucket: str, prefix: str) -> dict[str, tuple[int, 
 
 
 def upload_dataset(client, source: Path, destination: str, *, include_non_images: bool = False,
-                   workers: int = 8, advance: Callable[[int], None] = lambda n: None) -> UploadReport:
+                   workers: int = 8, create_bucket: bool = False,
+                   advance: Callable[[int], None] = lambda n: None) -> UploadReport:
     bucket, prefix = parse_s3_uri(destination)
     files, not_images = dataset_files(source, include_non_images)
     endpoint = client.meta.endpoint_url
     try:
+        if create_bucket:
+            try:
+                client.head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                    raise
+                client.create_bucket(Bucket=bucket)
         existing = _existing_objects(client, bucket, prefix)
     except (ClientError, BotoCoreError) as exc:
         raise UserError(explain_client_error(exc, bucket, endpoint)) from None

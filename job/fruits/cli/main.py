@@ -8,7 +8,7 @@ from fruits.cli import cluster
 from fruits.cli.options import with_job_options, with_settings
 from fruits.cluster.settings import ClusterConfig
 from fruits.cli.results import evaluate_command, report
-from fruits.cli.run import run
+from fruits.cli.run import demo_data, run
 from fruits.cli.upload import upload
 from fruits.errors import EXIT_USER_ERROR, UserError
 
@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 app.command("run")(with_job_options(run))
 app.command("upload")(upload)
+app.command("demo-data")(demo_data)
 app.command("report")(report)
 app.command("evaluate")(evaluate_command)
 app.command("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))

@@ -33,7 +33,7 @@ def run(
         "--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable).")] = None,
 ) -> None:
     """Run the job locally: images in, features + PCA out (Spark local mode)."""
-    run_id = new_run_id()
+    run_id = config.run_id or new_run_id()
     changes = {}
     if not config.input:
         changes["input"] = str(make_demo_dataset(DEMO_DATA))
@@ -46,3 +46,10 @@ def run(
     spark = local_spark(master, parse_spark_conf(spark_conf or []))
     manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
     console.print(run_summary(manifest))
+
+
+def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write <class>/<n>.jpg.")],
+              per_class: Annotated[int, typer.Option(min=2, max=10_000, help="Images per class.")] = 24) -> None:
+    """Write the generated demo dataset (synthetic fruit images) to a folder."""
+    make_demo_dataset(folder, per_class=per_class)
+    console.print(f"Demo dataset: [bold]{folder}[/]")

@@ -15,6 +15,7 @@ def upload(
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix to upload under (layout kept).")],
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel uploads.")] = 8,
     include_non_images: Annotated[bool, typer.Option(help="Also upload files that are not .jpg/.jpeg/.png.")] = False,
+    create_bucket: Annotated[bool, typer.Option("--create-bucket", help="Create the bucket if it is missing.")] = False,
     s3_endpoint: Annotated[Optional[str], typer.Option(help=FIELDS["s3_endpoint"].metadata["help"])] = None,
     s3_region: Annotated[Optional[str], typer.Option(help=FIELDS["s3_region"].metadata["help"])] = None,
 ) -> None:
@@ -22,7 +23,7 @@ def upload(
     client = s3_client(s3_endpoint, s3_region)
     with upload_progress() as (progress, task):
         report = upload_dataset(client, source, destination, include_non_images=include_non_images,
-                                workers=workers, advance=lambda n: progress.advance(task, n))
+                                workers=workers, create_bucket=create_bucket, advance=lambda n: progress.advance(task, n))
     console.print(upload_summary(report, destination))
     if report.failed:
         print_error(f"{len(report.failed)} files failed to upload (listed above); rerun to retry only those.")

@@ -3,12 +3,12 @@ the same object from the same settings)."""
 
 import copy
 import datetime as dt
+import re
 import secrets
 
 from fruits import __version__
 from fruits.cluster.settings import JOB_FILE, SPARK_UID, SPARK_VERSION, ClusterConfig
 from fruits.config import JobConfig
-from fruits.options import to_argv
 from fruits.spark_session import JOB_SPARK_CONF
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
@@ -44,6 +44,41 @@ def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
     return {**conf, **cluster.spark_conf}
 
 
+def camel(name: str) -> str:
+    """A settings field as a chart value key: image_size -> imageSize."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _argument(value) -> str:
+    """Numbers as Helm's templates print them: integral values without a decimal point."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def job_arguments(job: JobConfig, name: str) -> list[str]:
+    """Every job option that has a value, sorted by its chart key (Helm ranges over maps in
+    key order): a manifest states the whole configuration it runs, and the chart's
+    template can produce the identical list."""
+    values = {camel(field): value for field, value in job.to_dict().items()}
+    if values["runId"] is None:
+        values["runId"] = name
+    if values["k"] is not None:  # k replaces the variance target
+        values["variance"] = None
+    arguments: list[str] = []
+    for key in sorted(values):
+        value = values[key]
+        flag = "--" + re.sub(r"([A-Z])", lambda m: "-" + m.group(1).lower(), key)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            arguments.append(flag if value else "--no-" + flag[2:])
+        else:
+            arguments += [flag, _argument(value)]
+    return arguments
+
+
 def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None = None,
                       managed_by: str = "fruitsctl") -> dict:
     name = name or cluster.name or new_app_name()
@@ -51,7 +86,6 @@ def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None =
     pod = {"labels": dict(labels), "serviceAccount": cluster.service_account, **security_contexts()}
     if cluster.s3_secret:
         pod["envFrom"] = [{"secretRef": {"name": cluster.s3_secret}}]
-    arguments = to_argv(job) if job.run_id else [*to_argv(job), "--run-id", name]
     spec = {
         "type": "Python",
         "pythonVersion": "3",
@@ -59,7 +93,7 @@ def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None =
         "image": cluster.image,
         "imagePullPolicy": cluster.image_pull_policy,
         "mainApplicationFile": JOB_FILE,
-        "arguments": arguments,
+        "arguments": job_arguments(job, name),
         "sparkVersion": SPARK_VERSION,
         "sparkConf": spark_conf_for(cluster),
         "restartPolicy": {"type": "OnFailure", "onFailureRetries": cluster.retries,

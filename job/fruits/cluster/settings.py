@@ -2,14 +2,16 @@
 and (through a test that holds them equal) the Helm chart's values."""
 
 import re
+from importlib import metadata
 from dataclasses import dataclass
 
 from fruits import __version__
 from fruits.errors import UserError
 from fruits.options import fields_of, option
 
-# The Spark inside the image (images/Dockerfile's base tag; a test keeps them equal).
-SPARK_VERSION = "3.5.7"
+# The Spark release: pyproject.toml's pyspark pin (images/Dockerfile's base tag must match;
+# a test holds them equal).
+SPARK_VERSION = metadata.version("pyspark")
 JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
 SPARK_UID = 185  # the apache/spark image's non-root user
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

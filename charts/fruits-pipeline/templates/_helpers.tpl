@@ -1,0 +1,120 @@
+{{/* Full name: the SparkApplication's name and run id (a DNS label, at most 63 characters). */}}
+{{- define "fruits.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of every object; the same set fruitsctl puts on the runs it submits. */}}
+{{- define "fruits.labels" -}}
+app.kubernetes.io/name: fruits-pipeline
+app.kubernetes.io/instance: {{ include "fruits.fullname" . }}
+app.kubernetes.io/component: featurize
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+fruits.io/run: {{ include "fruits.fullname" . }}
+{{- with .Values.cluster.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The job's arguments: every job value that is set, in key order, as the CLI writes them. */}}
+{{- define "fruits.arguments" -}}
+{{- $job := deepCopy .Values.job -}}
+{{- if and (not $job.runId) (not .Values.schedule) -}}
+{{- $_ := set $job "runId" (include "fruits.fullname" .) -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $job.k) -}}
+{{- $_ := set $job "variance" nil -}}
+{{- end -}}
+{{- range $key, $value := $job }}
+{{- $flag := printf "--%s" (regexReplaceAll "([A-Z])" $key "-${1}" | lower) }}
+{{- if kindIs "invalid" $value }}
+{{- else if kindIs "bool" $value }}
+- {{ ternary $flag (printf "--no-%s" (trimPrefix "--" $flag)) $value | quote }}
+{{- else if kindIs "float64" $value }}
+- {{ $flag | quote }}
+- {{ ternary (printf "%d" (int64 $value)) (toString $value) (eq $value (float64 (int64 $value))) | quote }}
+{{- else }}
+- {{ $flag | quote }}
+- {{ toString $value | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Driver and executor pod settings shared by both. */}}
+{{- define "fruits.pod" -}}
+labels:
+  {{- include "fruits.labels" . | nindent 2 }}
+serviceAccount: {{ .Values.cluster.serviceAccount }}
+podSecurityContext:
+  runAsNonRoot: true
+  runAsUser: 185
+  runAsGroup: 185
+  fsGroup: 185
+  seccompProfile:
+    type: RuntimeDefault
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 185
+  allowPrivilegeEscalation: false
+  capabilities:
+    drop:
+      - ALL
+  seccompProfile:
+    type: RuntimeDefault
+{{- with .Values.cluster.s3Secret }}
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* The SparkApplication spec (also the template of a ScheduledSparkApplication). */}}
+{{- define "fruits.sparkSpec" -}}
+type: Python
+pythonVersion: "3"
+mode: cluster
+image: {{ .Values.cluster.image }}
+imagePullPolicy: {{ .Values.cluster.imagePullPolicy }}
+mainApplicationFile: local:///opt/fruits/job/main.py
+arguments:
+  {{- include "fruits.arguments" . | nindent 2 }}
+sparkVersion: {{ .Values.sparkVersion | quote }}
+sparkConf:
+  {{- $conf := deepCopy .Values.cluster.sparkConf }}
+  {{- with .Values.cluster.eventLogDir }}
+  {{- $_ := set $conf "spark.eventLog.enabled" "true" }}
+  {{- $_ := set $conf "spark.eventLog.dir" . }}
+  {{- end }}
+  {{- range $key, $value := $conf }}
+  {{ $key }}: {{ toString $value | quote }}
+  {{- end }}
+restartPolicy:
+  type: OnFailure
+  onFailureRetries: {{ .Values.cluster.retries }}
+  onFailureRetryInterval: {{ .Values.cluster.retryInterval }}
+  onSubmissionFailureRetries: {{ .Values.cluster.retries }}
+  onSubmissionFailureRetryInterval: {{ .Values.cluster.retryInterval }}
+driver:
+  cores: {{ .Values.cluster.driverCores }}
+  memory: {{ .Values.cluster.driverMemory | quote }}
+  memoryOverhead: {{ .Values.cluster.driverMemoryOverhead | quote }}
+  {{- include "fruits.pod" . | nindent 2 }}
+executor:
+  instances: {{ .Values.cluster.executors }}
+  cores: {{ .Values.cluster.executorCores }}
+  memory: {{ .Values.cluster.executorMemory | quote }}
+  memoryOverhead: {{ .Values.cluster.executorMemoryOverhead | quote }}
+  {{- include "fruits.pod" . | nindent 2 }}
+{{- with .Values.cluster.ttlSeconds }}
+timeToLiveSeconds: {{ . }}
+{{- end }}
+{{- end -}}

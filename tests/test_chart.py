@@ -1,0 +1,199 @@
+"""The Helm chart, rendered by Helm's own engine (helm-python-sdk): lint, schema, objects, contracts."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from crd_schema import validate
+from helm_python import Chart, HelmError, lint
+from kubernetes_validate import validate as validate_core
+
+from fruits.cluster.manifest import camel, spark_application
+from fruits.cluster.settings import CLUSTER_FIELDS, SPARK_VERSION, ClusterConfig
+from fruits.config import FIELDS, JobConfig, build_config
+from fruits.spark_session import JOB_SPARK_CONF
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "fruits-pipeline"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+BASE = {"job": {"input": "s3a://fruits/in", "output": "s3a://fruits/out"}}
+CHART_ONLY_CLUSTER = {"name", "namespace"}  # the release gives these
+
+
+@pytest.fixture(scope="module")
+def chart():
+    return Chart.load(str(CHART))
+
+
+def render(chart, values, name="fruits", namespace="ml") -> dict[str, list[dict]]:
+    """Rendered objects by kind."""
+    objects: dict[str, list[dict]] = {}
+    for path, text in chart.render(values, name=name, namespace=namespace).items():
+        if path.endswith("NOTES.txt"):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                objects.setdefault(document["kind"], []).append(document)
+    return objects
+
+
+def ci_values(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
+def test_lint_is_clean(values_file):
+    result = lint(str(CHART), ci_values(values_file), strict=True)
+    assert result["errors"] == []
+    assert [m for m in result["messages"] if m["severity"] > 1] == []  # info only ("icon is recommended")
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
+def test_every_rendered_object_is_valid(chart, values_file):
+    objects = render(chart, ci_values(values_file))
+    spark = objects.get("SparkApplication", []) + objects.get("ScheduledSparkApplication", [])
+    assert len(spark) == 1
+    validate(spark[0])
+    for kind in ("ServiceAccount", "Role", "RoleBinding"):
+        (document,) = objects[kind]
+        validate_core(document, "1.31.0", strict=True)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"job": {"imageSize": "big"}}, "imageSize"),
+    ({"job": {"colour": "red"}}, "colour"),
+    ({"job": {"model": "alexnet"}}, "model"),
+    ({"cluster": {"executors": 0}}, "executors"),
+    ({"cluster": {"executorMemory": "lots"}}, "executorMemory"),
+    ({"cluster": {"sparkConf": {"spark.x": 1}}}, "sparkConf"),
+    ({"serviceAccount": {"iamRoleArn": "my-role"}}, "iamRoleArn"),
+    ({"concurrencyPolicy": "Sometimes"}, "concurrencyPolicy"),
+    ({"unknownTopLevel": True}, "unknownTopLevel"),
+])
+def test_the_schema_rejects_wrong_types_and_unknown_keys(chart, bad, message):
+    values = copy.deepcopy(BASE)
+    for key, value in bad.items():
+        values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
+    with pytest.raises(HelmError, match=message):
+        chart.render(values, name="fruits", namespace="ml")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({}, "job.input and job.output are required"),
+    ({"job": {"input": "s3a://b/in", "output": "s3a://b/out"}, "schedule": "0 3 * * *"}, "must contain {run_id}"),
+])
+def test_required_values_fail_with_a_message(chart, values, message):
+    with pytest.raises(HelmError, match=message):
+        chart.render(values, name="fruits", namespace="ml")
+
+
+def test_irsa_service_account_and_secret_free_pods_on_eks(chart):
+    objects = render(chart, ci_values(CHART / "ci" / "eks-values.yaml"))
+    (account,) = objects["ServiceAccount"]
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn":
+                                                  "arn:aws:iam::123456789012:role/fruits-pipeline-s3"}
+    spec = objects["SparkApplication"][0]["spec"]
+    assert spec["driver"]["serviceAccount"] == spec["executor"]["serviceAccount"] == account["metadata"]["name"]
+    assert "envFrom" not in spec["driver"]
+    arguments = spec["arguments"]
+    assert arguments[arguments.index("--s3-credentials") + 1] == "irsa"
+    assert spec["sparkConf"]["spark.eventLog.dir"] == "s3a://fruits-data/spark-events"
+
+
+def test_minikube_reads_static_keys_from_a_secret(chart):
+    spec = render(chart, ci_values(CHART / "ci" / "minikube-values.yaml"))["SparkApplication"][0]["spec"]
+    for pod in (spec["driver"], spec["executor"]):
+        assert pod["envFrom"] == [{"secretRef": {"name": "minio-credentials"}}]
+    assert "--s3-path-style" in spec["arguments"] and spec["imagePullPolicy"] == "Never"
+    account = render(chart, ci_values(CHART / "ci" / "minikube-values.yaml"))["ServiceAccount"][0]
+    assert "annotations" not in account["metadata"]
+
+
+def test_rbac_is_namespaced_and_limited_to_what_the_driver_does(chart):
+    objects = render(chart, BASE)
+    assert "ClusterRole" not in objects and "ClusterRoleBinding" not in objects
+    (role,) = objects["Role"]
+    (rule,) = role["rules"]
+    assert rule["apiGroups"] == [""]
+    assert set(rule["resources"]) == {"pods", "services", "configmaps", "persistentvolumeclaims"}
+    assert "*" not in rule["verbs"] and {"create", "delete", "watch"} <= set(rule["verbs"])
+    (binding,) = objects["RoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fruits-spark", "namespace": "ml"}]
+    assert render(chart, {**BASE, "rbac": {"create": False}, "serviceAccount": {"create": False}}).keys() == \
+        {"SparkApplication"}
+
+
+def test_pods_are_restricted_by_default(chart):
+    spec = render(chart, BASE)["SparkApplication"][0]["spec"]
+    for pod in (spec["driver"], spec["executor"]):
+        assert pod["podSecurityContext"] == {"runAsNonRoot": True, "runAsUser": 185, "runAsGroup": 185,
+                                             "fsGroup": 185, "seccompProfile": {"type": "RuntimeDefault"}}
+        assert pod["securityContext"]["allowPrivilegeEscalation"] is False
+        assert pod["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert spec["restartPolicy"]["type"] == "OnFailure" and spec["restartPolicy"]["onFailureRetries"] == 2
+
+
+def test_a_schedule_renders_a_scheduled_application_with_a_fresh_run_id_per_run(chart):
+    objects = render(chart, ci_values(CHART / "ci" / "scheduled-values.yaml"))
+    assert "SparkApplication" not in objects
+    (scheduled,) = objects["ScheduledSparkApplication"]
+    assert scheduled["spec"]["schedule"] == "0 3 * * *" and scheduled["spec"]["concurrencyPolicy"] == "Forbid"
+    arguments = scheduled["spec"]["template"]["arguments"]
+    assert "--run-id" not in arguments
+    assert arguments[arguments.index("--output") + 1] == "s3a://fruits-data/runs/nightly-{run_id}"
+
+
+def test_chart_defaults_are_the_cli_defaults():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    job_defaults = {camel(name): getattr(JobConfig(), name) for name in FIELDS}
+    assert values["job"] == job_defaults
+    cluster = ClusterConfig()
+    cluster_defaults = {camel(name): getattr(cluster, name) for name in CLUSTER_FIELDS if name not in CHART_ONLY_CLUSTER}
+    cluster_defaults["sparkConf"] = JOB_SPARK_CONF  # the chart shows the base conf the CLI adds
+    assert values["cluster"] == cluster_defaults
+    assert values["sparkVersion"] == SPARK_VERSION
+
+
+def settings_to_values(job: dict, cluster: dict) -> dict:
+    chart_cluster = {camel(k): v for k, v in cluster.items() if k not in CHART_ONLY_CLUSTER}
+    if "spark_conf" in cluster:
+        chart_cluster["sparkConf"] = {**JOB_SPARK_CONF, **cluster["spark_conf"]}
+    return {"job": {camel(k): v for k, v in job.items()}, "cluster": chart_cluster}
+
+
+@pytest.mark.parametrize("job, cluster", [
+    ({"input": "s3a://b/in", "output": "s3a://b/out"}, {}),
+    ({"input": "s3a://b/in", "output": "s3a://b/out", "k": 40, "image_size": 96, "fit_fraction": 0.25,
+      "s3_endpoint": "http://minio:9000", "s3_path_style": True, "s3_credentials": "static", "overwrite": True},
+     {"executors": 5, "executor_cores": 2, "executor_memory": "3g", "s3_secret": "keys", "retries": 4,
+      "event_log_dir": "s3a://b/events", "ttl_seconds": 3600, "spark_conf": {"spark.x": "1"},
+      "labels": {"team": "vision"}, "image": "registry.example/fruits:2", "service_account": "runner"}),
+    ({"input": "s3a://b/in", "output": "s3a://b/out", "variance": 0.8, "model": "resnet50", "run_id": "fixed"},
+     {"image_pull_policy": "Always", "driver_memory": "4g"}),
+])
+def test_the_chart_renders_exactly_what_fruitsctl_render_prints(chart, job, cluster):
+    rendered = render(chart, settings_to_values(job, cluster), name="fr1", namespace="ml")["SparkApplication"][0]
+    expected = spark_application(build_config(job), ClusterConfig(**{**cluster, "namespace": "ml"}),
+                                 name="fr1-fruits-pipeline", managed_by="Helm")
+    assert rendered == expected
+
+
+def test_the_rendered_arguments_and_conf_run_the_job_locally(chart, sample_dir, weights, tmp_path):
+    values = {"job": {"input": str(sample_dir), "output": str(tmp_path / "out"), "weights": weights, "imageSize": 96}}
+    spec = render(chart, values)["SparkApplication"][0]["spec"]
+    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+               "--conf", "spark.ui.enabled=false"]
+    for key, value in spec["sparkConf"].items():
+        command += ["--conf", f"{key}={value}"]
+    command += [str(ROOT / "job" / "main.py"), *spec["arguments"]]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["ok"] == 648 and manifest["run_id"] == "fruits-fruits-pipeline"

@@ -1,0 +1,49 @@
+"""images/Dockerfile: lint clean, and built from the same definitions as everything else."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from fruits.cluster.settings import JOB_FILE, SPARK_UID, SPARK_VERSION
+from fruits.config import DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "images" / "Dockerfile").read_text()
+
+
+def arg(name: str) -> str:
+    return re.search(rf"^ARG {name}=(\S+)$", DOCKERFILE, flags=re.M).group(1)
+
+
+def test_hadolint_is_clean():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run([str(hadolint), "--config", str(ROOT / "images" / ".hadolint.yaml"),
+                           str(ROOT / "images" / "Dockerfile")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_spark_version_agrees_with_the_pyspark_pin_and_the_chart():
+    pin = re.search(r'"pyspark==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    chart = yaml.safe_load((ROOT / "charts" / "fruits-pipeline" / "values.yaml").read_text())["sparkVersion"]
+    assert arg("SPARK_VERSION") == pin == SPARK_VERSION == chart
+    assert "FROM apache/spark:${SPARK_VERSION}-scala2.12-java17-ubuntu" in DOCKERFILE
+
+
+def test_the_baked_weights_are_for_the_default_image_size():
+    assert arg("IMAGE_SIZE") == str(DEFAULTS.image_size)
+
+
+def test_python_dependencies_and_jars_come_from_the_project_definitions():
+    assert "pip install --no-cache-dir /src" in DOCKERFILE  # the pins of pyproject.toml, nothing restated
+    assert not re.search(r"pip install[^\n]*==", DOCKERFILE)
+    assert "python -m fruits.s3a_jars" in DOCKERFILE  # the SHA-256-verified jars the tests use
+
+
+def test_runs_as_the_spark_user_with_the_job_where_manifests_point():
+    assert DOCKERFILE.rstrip().splitlines()[-2:] == [f"USER {SPARK_UID}", "WORKDIR /opt/spark/work-dir"]
+    assert f"COPY job/main.py {JOB_FILE.removeprefix('local://')}" in DOCKERFILE
+    ignored = (ROOT / ".dockerignore").read_text()
+    assert ignored.splitlines()[1] == "*" and "!job/" in ignored
