@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -113,40 +114,41 @@ class PeakRss:
 
 
 # ---------------------------------------------------------------- measurements (child processes)
-def measure_raw(size: int, batch: int, images: int) -> dict:
-    """The backbone alone on preprocessed arrays, one TF thread (as in one Spark task)."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
+    """The backbone alone on preprocessed arrays, in the runtime the pipeline uses, one
+    thread (as in one Spark task)."""
     from fruits.backbones import BACKBONES
     from fruits.decode import decode_image
+    from fruits.featurize import load_model
 
     backbone = BACKBONES["mobilenet_v2"]
-    model = backbone.build(size, str(WEIGHTS))
+    predict = load_model(backbone, size, str(WEIGHTS), 1, runtime)
     files = sorted(SAMPLE.glob("*/*.jpg"))[:batch]
     chunk = backbone.preprocess(np.stack([decode_image(f.read_bytes(), size) for f in files]).astype(np.float32))
-    model.predict_on_batch(chunk)
+    predict(chunk)
     start = time.perf_counter()
     for _ in range(max(1, images // batch)):
-        model.predict_on_batch(chunk)
+        predict(chunk)
     return {"img_s": max(1, images // batch) * batch / (time.perf_counter() - start)}
 
 
-def measure_pipeline(dataset: str, size: int, warm_runs: int) -> dict:
+def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str) -> dict:
     import pyarrow.parquet as pq
 
     from fruits.config import build_config
     from fruits.pipeline import run_job
     from fruits.spark_session import local_spark
 
+    # A truly cold start, like a fresh executor pod: no converted TFLite model on disk yet.
+    shutil.rmtree(Path(tempfile.gettempdir()) / "fruits-tflite", ignore_errors=True)
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
     runs, accuracy = [], None
     with PeakRss() as rss:
         for attempt in range(1 + warm_runs):
             output = WORK / f"out-pipeline-{os.getpid()}-{attempt}"
             shutil.rmtree(output, ignore_errors=True)
-            config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS), "image_size": size})
+            config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS),
+                                   "image_size": size, "runtime": runtime})
             manifest = run_job(spark, config)
             runs.append({"img_s": manifest["counts"]["read"] / manifest["timings_s"]["total"],
                          "timings_s": manifest["timings_s"], "k": manifest["pca"]["k"]})
@@ -194,10 +196,11 @@ def spread(values: list[float]) -> dict:
             "runs": [round(v, 2) for v in values]}
 
 
-def raw_throughput(size: int, batch: int, images: int, cores: int) -> float:
+def raw_throughput(size: int, batch: int, images: int, cores: int, runtime: str) -> float:
     """Aggregate img/s of `cores` concurrent single-thread processes (one per Spark task slot)."""
     results: list[dict] = []
-    threads = [threading.Thread(target=lambda: results.append(in_child("raw", size=size, batch=batch, images=images)))
+    threads = [threading.Thread(target=lambda: results.append(
+        in_child("raw", size=size, batch=batch, images=images, runtime=runtime)))
                for _ in range(cores)]
     for thread in threads:
         thread.start()
@@ -211,7 +214,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=int(os.environ.get("BENCH_IMAGES", 2592)))
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)))
     parser.add_argument("--size", type=int, default=None, help="image size (default: the job's default)")
-    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", ""), help="extra sizes to sweep, e.g. 96,160")
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", ""),
+                        help="extra settings to sweep: sizes, or size:runtime, e.g. 96,160,128:tf")
     parser.add_argument("--child")
     parser.add_argument("--kwargs")
     args = parser.parse_args()
@@ -227,27 +231,35 @@ def main() -> None:
         if not needed.exists():
             raise SystemExit(f"{needed} is missing: the benchmark needs ../shared beside the project.")
     size, batch, cores = args.size or DEFAULTS.image_size, DEFAULTS.batch_size, os.cpu_count() or 1
+    runtime = DEFAULTS.runtime
     dataset = str(replicate_sample(args.images))
-    print(f"benchmark: {args.images} images, {size}px, batch {batch}, {cores} cores, {args.repeats} repeats", flush=True)
+    print(f"benchmark: {args.images} images, {size}px, {runtime}, batch {batch}, {cores} cores, "
+          f"{args.repeats} repeats", flush=True)
 
-    raw = [raw_throughput(size, batch, args.images // cores, cores) for _ in range(args.repeats)]
+    raw = [raw_throughput(size, batch, args.images // cores, cores, runtime) for _ in range(args.repeats)]
     print(f"  raw model: {spread(raw)}", flush=True)
-    pipeline = [in_child("pipeline", dataset=dataset, size=size, warm_runs=2) for _ in range(args.repeats)]
+    pipeline = [in_child("pipeline", dataset=dataset, size=size, warm_runs=2, runtime=runtime)
+                for _ in range(args.repeats)]
     cold = [p["cold"]["img_s"] for p in pipeline]
     warm = [w["img_s"] for p in pipeline for w in p["warm"]]
     print(f"  pipeline: cold {spread(cold)} warm {spread(warm)}", flush=True)
     seeds = [in_child("seeds", dataset=dataset, images=args.images) for _ in range(args.repeats)]
     print(f"  seeds: {spread([s['img_s'] for s in seeds])}", flush=True)
 
+    small = in_child("pipeline", dataset=str(replicate_sample(max(64, args.images // 4))), size=size, warm_runs=0,
+                     runtime=runtime)
     sweep = {}
-    for extra in [int(s) for s in args.sizes.split(",") if s.strip()]:
-        run = in_child("pipeline", dataset=dataset, size=extra, warm_runs=1)
-        sweep[extra] = {"raw_img_s": round(raw_throughput(extra, batch, args.images // cores, cores), 1),
-                        "pipeline_warm_img_s": round(run["warm"][0]["img_s"], 1), "accuracy": run["accuracy"],
-                        "k": run["warm"][0]["k"]}
+    for entry in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        extra, _, extra_runtime = entry.partition(":")
+        extra_runtime = extra_runtime or runtime
+        run = in_child("pipeline", dataset=dataset, size=int(extra), warm_runs=1, runtime=extra_runtime)
+        sweep[f"{extra}px {extra_runtime}"] = {
+            "raw_img_s": round(raw_throughput(int(extra), batch, args.images // cores, cores, extra_runtime), 1),
+            "pipeline_warm_img_s": round(run["warm"][0]["img_s"], 1), "accuracy": run["accuracy"],
+            "k": run["warm"][0]["k"]}
 
     results = {
-        "images": args.images, "image_size": size, "batch_size": batch, "cores": cores, "repeats": args.repeats,
+        "images": args.images, "image_size": size, "runtime": runtime, "batch_size": batch, "cores": cores, "repeats": args.repeats,
         "raw_img_s": spread(raw)["median"],
         "pipeline_cold_img_s": spread(cold)["median"],
         "pipeline_warm_img_s": spread(warm)["median"],
@@ -258,6 +270,7 @@ def main() -> None:
         "accuracy": statistics.median(p["accuracy"] for p in pipeline),
         "seeds_accuracy": statistics.median(s["accuracy"] for s in seeds),
         "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in pipeline) for key in pipeline[0]["peak_rss_mb"]},
+        "peak_rss_mb_quarter_input": small["peak_rss_mb"],
         "spread": {"raw_img_s": spread(raw), "pipeline_cold_img_s": spread(cold), "pipeline_warm_img_s": spread(warm),
                    "seeds_img_s": spread([s["img_s"] for s in seeds])},
         "stage_timings_s_warm": pipeline[0]["warm"][-1]["timings_s"],
@@ -271,7 +284,7 @@ def print_table(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Fruits! benchmark: {results['images']} images, {results['image_size']}px, "
+    table = Table(title=f"Fruits! benchmark: {results['images']} images, {results['image_size']}px {results['runtime']}, "
                         f"{results['cores']} cores, median of {results['repeats']} (min-max)")
     for column in ("measure", "img/s", "spread", "accuracy (1-NN)"):
         table.add_column(column)
@@ -289,8 +302,11 @@ def print_table(results: dict) -> None:
     table.add_row("pipeline / seeds", f"{results['ratio_to_seeds']:.1f}x warm, {results['ratio_cold_to_seeds']:.1f}x cold", "", "")
     rss = results["peak_rss_mb"]
     table.add_row("peak RSS", f"driver+JVM {rss['driver_and_jvm']} MB", f"worker {rss['python_worker']} MB", "")
+    quarter = results["peak_rss_mb_quarter_input"]
+    table.add_row("peak RSS, 1/4 input", f"driver+JVM {quarter['driver_and_jvm']} MB",
+                  f"worker {quarter['python_worker']} MB", "")
     for size, figures in results["size_sweep"].items():
-        table.add_row(f"size {size}px: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}", "",
+        table.add_row(f"{size}: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}", "",
                       f"{figures['accuracy']:.3f}")
     Console().print(table)
     print(f"wrote {HERE / 'results.json'}")

@@ -39,3 +39,16 @@ def test_transparency_is_composited_on_white():
     buffer = io.BytesIO()
     clear.save(buffer, format="PNG")
     assert (decode_image(buffer.getvalue(), 32) == 255).all()
+
+
+def test_tflite_and_tensorflow_runtimes_give_the_same_features(sample_dir, weights):
+    from fruits.backbones import BACKBONES
+    from fruits.featurize import featurize_batch, load_model
+
+    backbone = BACKBONES["mobilenet_v2"]
+    images = np.stack([decode_image(p.read_bytes(), 96) for p in sorted(sample_dir.glob("*/*.jpg"))[::60]])
+    tf_features = featurize_batch(load_model(backbone, 96, weights, 1, "tf"), backbone, images, 8)
+    lite_features = featurize_batch(load_model(backbone, 96, weights, 1, "tflite"), backbone, images, 8)
+    assert tf_features.shape == lite_features.shape == (len(images), 1280)
+    assert tf_features.std() > 0.05
+    np.testing.assert_allclose(lite_features, tf_features, atol=1e-3)

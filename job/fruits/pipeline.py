@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 import platform
 import time
 import uuid
@@ -150,11 +151,13 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         reduction = fit_reduction(good, k=config.k, variance=config.variance,
                                   fit_fraction=config.fit_fraction, seed=config.seed)
 
-    with clock.stage("write"):
+    with clock.stage("write"), ThreadPoolExecutor(max_workers=1) as background:
+        # The model save is a handful of tiny Spark jobs: run them beside the big write.
+        model_saved = background.submit(lambda: reduction.model.write().overwrite().save(output.child(MODEL)))
         files = max(1, -(-ok_count // ROWS_PER_FILE))
         reduced = apply_reduction(reduction.model, good)
         reduced.coalesce(files).write.mode("overwrite").parquet(output.child(FEATURES))
-        reduction.model.write().overwrite().save(output.child(MODEL))
+        model_saved.result()
 
     return {
         "counts": {"read": read_count, "ok": ok_count, "failed": failed_count},

@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 FEATURES_VECTOR = "features_vector"
 PCA_VECTOR = "pca_vector"
 MOMENTS_SCHEMA = "n long, mean binary, scatter binary"
+MOMENTS_BLOCK = 4096  # rows per scatter update (4096 x 2048 float64 = 64 MB at most)
 MOMENTS_ARROW = pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("scatter", pa.binary())])
 
 
@@ -71,12 +72,18 @@ def choose_k(explained_variance, target: float) -> int:
 
 
 def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    total = Moments(0, np.zeros(0), np.zeros((0, 0)))
+    """One partition's moments. Rows are gathered into blocks of MOMENTS_BLOCK before each
+    update: a merge costs a d x d pass, too much to pay per 64-row Arrow batch."""
+    total, block, held = Moments(0, np.zeros(0), np.zeros((0, 0))), [], 0
     for batch in batches:
         if batch.num_rows:
             column = batch.column(0)
-            rows = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
-            total = total.merge(Moments.of(rows.astype(np.float64)))
+            block.append(column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1))
+            held += batch.num_rows
+        if held >= MOMENTS_BLOCK:
+            total, block, held = total.merge(Moments.of(np.concatenate(block).astype(np.float64))), [], 0
+    if held:
+        total = total.merge(Moments.of(np.concatenate(block).astype(np.float64)))
     if total.n:
         yield pa.RecordBatch.from_pydict({"n": [total.n], "mean": [total.mean.tobytes()],
                                           "scatter": [total.scatter.tobytes()]}, schema=MOMENTS_ARROW)
