@@ -151,3 +151,4 @@ def test_imagenet_weights_without_internet_say_how_to_proceed(spark, tmp_path, s
                            "k": 1, "model": "vgg16"})
     with pytest.raises(UserError, match="Could not get the ImageNet weights for vgg16 .* pass --weights PATH"):
         run_job(spark, config)
+    assert not (tmp_path / "out").exists()  # nothing written, nothing left behind

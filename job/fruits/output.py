@@ -35,7 +35,8 @@ class RunOutput:
         (in-progress marker, no manifest) is replaced, so a retried job converges on the
         same final output. A folder of someone else's files is replaced only with overwrite.
         """
-        if self.fs.exists():
+        self.created = not self.fs.exists()
+        if not self.created:
             if not self.fs.is_dir():
                 raise UserError(f"Output {self.uri!r} is a file: give a folder path for --output.")
             children = set(self.fs.children())
@@ -54,6 +55,11 @@ class RunOutput:
             for name in children - {MANIFEST}:
                 self.fs.delete(name)
         self.fs.write_text(IN_PROGRESS, json.dumps({"run_id": run_id}))
+
+    def abandon(self) -> None:
+        """Remove an output this run created but wrote nothing useful into."""
+        if self.created:
+            self.fs.delete()
 
     def complete(self, manifest: dict) -> None:
         """Write the manifest (the last file of a run) and drop the in-progress marker."""

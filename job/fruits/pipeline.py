@@ -94,10 +94,14 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         partitions = config.partitions or choose_partitions(len(listed), spark.sparkContext.defaultParallelism)
         labelled = with_labels(images).repartition(partitions)
 
-    with clock.stage("featurize"), worker_errors_as_user_errors(), \
-            storage_errors_as_user_errors(config.input, config):
-        featurized = featurize(labelled, config).persist(StorageLevel.MEMORY_AND_DISK)
-        scanned = featurized.count()
+    try:
+        with clock.stage("featurize"), worker_errors_as_user_errors(), \
+                storage_errors_as_user_errors(config.input, config):
+            featurized = featurize(labelled, config).persist(StorageLevel.MEMORY_AND_DISK)
+            scanned = featurized.count()
+    except UserError:
+        output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
+        raise
     try:
         with storage_errors_as_user_errors(config.output, config):
             results = _reduce_and_write(spark, config, clock, output, featurized, listed, scanned)

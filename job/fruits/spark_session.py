@@ -35,7 +35,9 @@ def local_spark(master: str = "local[*]", extra_conf: dict[str, str] | None = No
     for key, value in {**conf, **(extra_conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    # Failed tasks are reported by fruitsctl itself (one sentence for a user error, the
+    # exception otherwise); Spark's own log of them is a wall of Java stack traces.
+    spark.sparkContext.setLogLevel("OFF")
     return spark
 
 
