@@ -17,9 +17,6 @@ class HadoopFS:
     def path(self, relative: str = ""):
         return self._jvm.org.apache.hadoop.fs.Path(self.root, relative) if relative else self.root
 
-    def qualified(self, relative: str = "") -> str:
-        return self.fs.makeQualified(self.path(relative)).toString()
-
     def exists(self, relative: str = "") -> bool:
         return self.fs.exists(self.path(relative))
 
@@ -49,14 +46,3 @@ class HadoopFS:
         self.fs.delete(target, False)
         if not self.fs.rename(temp, target):
             raise OSError(f"could not rename {temp} to {target}")
-
-    def read_text(self, relative: str) -> str:
-        stream = self.fs.open(self.path(relative))
-        try:
-            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
-            lines = []
-            while (line := reader.readLine()) is not None:
-                lines.append(line)
-            return "\n".join(lines)
-        finally:
-            stream.close()
