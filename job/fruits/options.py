@@ -47,7 +47,8 @@ def value_type(cls, name: str) -> type:
     return typing.get_origin(hint) or hint
 
 
-def _pairs(name: str, raw: Any) -> dict[str, str]:
+def parse_pairs(name: str, raw: Any) -> dict[str, str]:
+    """KEY=VALUE items (or a mapping) as a dict; `name` is the option, for the error."""
     if isinstance(raw, Mapping):
         return {str(k): str(v) for k, v in raw.items()}
     pairs = {}
@@ -63,7 +64,7 @@ def coerce(cls, name: str, raw: Any) -> Any:
     kind = value_type(cls, name)
     try:
         if kind is dict:
-            return _pairs(name, raw)
+            return parse_pairs(name, raw)
         if kind is bool:
             if isinstance(raw, str):
                 lowered = raw.strip().lower()

@@ -5,7 +5,7 @@ from typer.core import TyperGroup
 
 from fruits.cli.console import print_error
 from fruits.cli import cluster
-from fruits.cli.options import with_job_options, with_settings
+from fruits.cli.options import with_settings
 from fruits.cluster.settings import ClusterConfig
 from fruits.cli.results import evaluate_command, report
 from fruits.cli.run import demo_data, run
@@ -31,7 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.command("run")(with_job_options(run))
+app.command("run")(with_settings(run))
 app.command("upload")(upload)
 app.command("demo-data")(demo_data)
 app.command("report")(report)

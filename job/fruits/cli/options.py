@@ -61,7 +61,3 @@ def with_settings(command: Callable, cluster_class=None) -> Callable:
     wrapper.__signature__ = inspect.Signature(parameters)
     wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
     return wrapper
-
-
-def with_job_options(command: Callable) -> Callable:
-    return with_settings(command)

@@ -8,22 +8,12 @@ import typer
 from fruits.cli.console import console, print_note, run_summary
 from fruits.config import JobConfig
 from fruits.demo_data import make_demo_dataset
-from fruits.errors import UserError
+from fruits.options import parse_pairs
 from fruits.pipeline import new_run_id, run_job
 from fruits.progress import SparkProgress
 from fruits.spark_session import local_spark
 
 DEMO_DATA = Path.home() / ".cache" / "fruits" / "demo-images"
-
-
-def parse_spark_conf(pairs: list[str]) -> dict[str, str]:
-    conf = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--spark-conf takes KEY=VALUE, got {pair!r}.")
-        conf[key.strip()] = value
-    return conf
 
 
 def run(
@@ -43,7 +33,7 @@ def run(
     if changes:
         config = JobConfig(**{**config.to_dict(), **changes})
     print_note(f"Starting Spark ({master}) ...")
-    spark = local_spark(master, parse_spark_conf(spark_conf or []))
+    spark = local_spark(master, parse_pairs("spark_conf", spark_conf or []))
     manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
     console.print(run_summary(manifest))
 
