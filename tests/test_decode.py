@@ -52,3 +52,18 @@ def test_tflite_and_tensorflow_runtimes_give_the_same_features(sample_dir, weigh
     assert tf_features.shape == lite_features.shape == (len(images), 1280)
     assert tf_features.std() > 0.05
     np.testing.assert_allclose(lite_features, tf_features, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50", "vgg16"])
+def test_preprocessing_equals_keras_preprocess_input(name):
+    import importlib
+
+    from fruits.backbones import BACKBONES
+
+    backbone = BACKBONES[name]
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    keras_module = importlib.import_module(f"keras.applications.{backbone.keras_module}")
+    expected = keras_module.preprocess_input(images.astype(np.float32))
+    buffer = np.full((3, 8, 8, 3), np.nan, dtype=np.float32)  # a reused buffer is overwritten entirely
+    np.testing.assert_allclose(backbone.preprocess(images, out=buffer), expected, atol=1e-5)
+    np.testing.assert_allclose(buffer, expected, atol=1e-5)

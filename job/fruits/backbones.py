@@ -7,6 +7,12 @@ without paying TensorFlow's import cost.
 import importlib
 from dataclasses import dataclass
 
+import numpy as np
+
+# Keras's preprocess_input modes: "tf" scales to -1..1; "caffe" is BGR minus the ImageNet mean.
+_TF_MODE = dict(bgr=False, scale=1 / 127.5, offset=(-1.0, -1.0, -1.0))
+_CAFFE_MODE = dict(bgr=True, scale=1.0, offset=(-103.939, -116.779, -123.68))
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -14,6 +20,9 @@ class Backbone:
     feature_dim: int
     keras_module: str  # keras.applications.<keras_module>.<keras_class>
     keras_class: str
+    bgr: bool
+    scale: float
+    offset: tuple[float, float, float]
 
     def _module(self):
         return importlib.import_module(f"keras.applications.{self.keras_module}")
@@ -31,16 +40,23 @@ class Backbone:
         model.load_weights(weights)
         return model
 
-    def preprocess(self, batch):
-        """The model's own `preprocess_input` on a float32 batch (N, H, W, 3) in 0..255."""
-        return self._module().preprocess_input(batch)
+    def preprocess(self, images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """uint8 RGB images (N, H, W, 3) -> the float32 input the model was trained on.
+
+        Equal to Keras's `preprocess_input`, in two passes into `out` (a reusable buffer):
+        Keras's version costs a sixth of the model's own time per image.
+        """
+        source = images[..., ::-1] if self.bgr else images
+        out = np.multiply(source, np.float32(self.scale), out=out, dtype=np.float32)
+        out += np.asarray(self.offset, dtype=np.float32)
+        return out
 
 
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
-        Backbone("mobilenet_v2", 1280, "mobilenet_v2", "MobileNetV2"),
-        Backbone("resnet50", 2048, "resnet50", "ResNet50"),
-        Backbone("vgg16", 512, "vgg16", "VGG16"),
+        Backbone("mobilenet_v2", 1280, "mobilenet_v2", "MobileNetV2", **_TF_MODE),
+        Backbone("resnet50", 2048, "resnet50", "ResNet50", **_CAFFE_MODE),
+        Backbone("vgg16", 512, "vgg16", "VGG16", **_CAFFE_MODE),
     )
 }

@@ -6,21 +6,34 @@ task; a module global lives as long as the reused Python worker (GUIDE.md).
 """
 
 import os
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+from pyspark.accumulators import Accumulator
+from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame
 
 from fruits.backbones import BACKBONES, Backbone
 from fruits.config import JobConfig
 from fruits.decode import BadImage, decode_image
 from fruits.errors import worker_user_error
+from fruits.output import ERRORS, STAGED, part_file
+from fruits.parquet_store import ParquetStore
 from fruits.runtimes import RUNTIMES, weights_identity
+from fruits.tally import PartitionTally
+from fruits.vectors import to_arrow
+from fruits.tally import PartitionTally
+from fruits.vectors import to_arrow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FEATURIZED_SCHEMA = "path string, label string, split string, features array<float>, error string"
+STAGED_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                           ("features", pa.list_(pa.float32()))])
+_DONE_SCHEMA = pa.schema([("partition", pa.int32()), ("rows", pa.int64())])  # a task's one output row
+ERROR_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                          ("error", pa.string())])
 
 _MODELS: dict[tuple, object] = {}
 _THREADS_SET = False
@@ -74,47 +87,78 @@ def padded_size(count: int, batch_size: int) -> int:
     return min(1 << max(count - 1, 0).bit_length(), batch_size)
 
 
+_INPUTS: dict[tuple, np.ndarray] = {}
+
+
+def _input_buffer(shape: tuple) -> np.ndarray:
+    """A float32 model input of this shape, reused: a fresh 12 MB array per batch costs
+    more in page faults than the preprocessing itself."""
+    if shape not in _INPUTS:
+        _INPUTS[shape] = np.zeros(shape, dtype=np.float32)
+    return _INPUTS[shape]
+
+
+_INPUTS: dict[tuple, np.ndarray] = {}
+
+
+def _input_buffer(shape: tuple) -> np.ndarray:
+    """A float32 model input of this shape, reused: a fresh 12 MB array per batch costs
+    more in page faults than the preprocessing itself."""
+    if shape not in _INPUTS:
+        _INPUTS[shape] = np.zeros(shape, dtype=np.float32)
+    return _INPUTS[shape]
+
+
 def featurize_batch(predict, backbone: Backbone, images: np.ndarray, batch_size: int) -> np.ndarray:
     """uint8 images (N, S, S, 3) -> float32 features (N, feature_dim), `predict` from load_model."""
-    inputs = backbone.preprocess(images.astype(np.float32))
     outputs = []
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start:start + batch_size]
-        shape = padded_size(len(chunk), batch_size)
-        if shape > len(chunk):
-            chunk = np.concatenate([chunk, np.zeros((shape - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        outputs.append(predict(chunk)[: min(len(inputs) - start, batch_size)])
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        inputs = _input_buffer((padded_size(len(chunk), batch_size), *chunk.shape[1:]))
+        backbone.preprocess(chunk, out=inputs[: len(chunk)])
+        inputs[len(chunk):] = 0  # padding rows: their outputs are dropped
+        outputs.append(predict(inputs)[: len(chunk)])
     return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
-def featurize_record_batch(batch: pa.RecordBatch, model, backbone: Backbone, config: JobConfig) -> pa.RecordBatch:
-    """One Arrow batch of (path, content, label, split) -> featurized rows, bad files as error rows.
+@dataclass
+class FeaturizedBatch:
+    features: pa.RecordBatch  # path, label, split, features: the images that decoded
+    errors: pa.RecordBatch  # path, label, split, error: the files that did not
+    vectors: np.ndarray  # the features column as a (rows, dim) matrix
+
+
+def featurize_record_batch(batch: pa.RecordBatch, model, backbone: Backbone, config: JobConfig) -> FeaturizedBatch:
+    """One Arrow batch of (path, content, label, split) -> feature rows and error rows.
 
     Arrow in, Arrow out: path/label/split pass through without copies and the features
     leave as one flat float32 buffer, with no per-row Python objects on the way.
     """
-    rows, dim = batch.num_rows, backbone.feature_dim
-    arrays, good_rows, errors = [], [], [None] * rows
+    rows = batch.num_rows
+    images = np.empty((rows, config.image_size, config.image_size, 3), dtype=np.uint8)
+    ok, errors = np.zeros(rows, dtype=bool), []
     for i, data in enumerate(batch.column("content").to_pylist()):
         try:
-            arrays.append(decode_image(data, config.image_size))
-            good_rows.append(i)
+            images[i] = decode_image(data, config.image_size)
+            ok[i] = True
         except BadImage as exc:
-            errors[i] = str(exc)
-    vectors = np.zeros((rows, dim), dtype=np.float32)
-    if arrays:
-        vectors[good_rows] = featurize_batch(model, backbone, np.stack(arrays), config.batch_size)
-    missing = np.ones(rows, dtype=bool)
-    missing[good_rows] = False
-    offsets = pa.array(np.arange(0, (rows + 1) * dim, dim, dtype=np.int32))
-    features = pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel()), mask=pa.array(missing))
-    columns = [batch.column("path"), batch.column("label"), batch.column("split"), features,
-               pa.array(errors, type=pa.string())]
-    return pa.RecordBatch.from_arrays(columns, names=["path", "label", "split", "features", "error"])
+            errors.append(str(exc))
+    vectors = featurize_batch(model, backbone, images[ok], config.batch_size) if ok.any() \
+        else np.zeros((0, backbone.feature_dim), dtype=np.float32)
+    described = batch.select(["path", "label", "split"])
+    good, bad = described.filter(pa.array(ok)), described.filter(pa.array(~ok))
+    return FeaturizedBatch(good.append_column("features", to_arrow(vectors)),
+                           bad.append_column("error", pa.array(errors, type=pa.string())), vectors)
 
 
-def featurize(images: DataFrame, config: JobConfig) -> DataFrame:
-    """Spark stage: labelled (path, content) rows -> FEATURIZED_SCHEMA rows."""
+def featurize(images: DataFrame, config: JobConfig, store: ParquetStore, tally: Accumulator) -> list[int]:
+    """Spark stage: labelled (path, content) rows -> in `store` (the run's output), one staged
+    Parquet file of features per partition (STAGED_SCHEMA), and one of error rows
+    (ERROR_SCHEMA) for each partition where some files did not decode.
+
+    Each task adds its partition's counts and feature moments to `tally` (a RunTally
+    accumulator). Returns the partitions that staged a file.
+    """
     backbone = BACKBONES[config.model]
 
     def featurize_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -122,10 +166,25 @@ def featurize(images: DataFrame, config: JobConfig) -> DataFrame:
 
         context = TaskContext.get()
         threads = context.cpus() if context else 1
-        model = None
-        for batch in batches:
-            if model is None:
-                model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
-            yield featurize_record_batch(batch, model, backbone, config)
+        partition = context.partitionId() if context else 0
+        counts = PartitionTally(partition, config.fit_fraction, config.seed)
+        model, errors = None, []
+        with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
+            for batch in batches:
+                if model is None:
+                    model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
+                featurized = featurize_record_batch(batch, model, backbone, config)
+                counts.add(featurized.features.column("label").to_pylist(),
+                           featurized.features.column("split").to_pylist(), featurized.vectors,
+                           featurized.errors.num_rows)
+                features.write_batch(featurized.features)
+                if featurized.errors.num_rows:
+                    errors.append(featurized.errors)
+        if errors:
+            store.write(f"{ERRORS}/{part_file(partition)}", pa.Table.from_batches(errors))
+        tally.add(counts.result())
+        yield pa.RecordBatch.from_pydict({"partition": [partition], "rows": [counts.ok]}, schema=_DONE_SCHEMA)
 
-    return images.select("path", "content", "label", "split").mapInArrow(featurize_partition, FEATURIZED_SCHEMA)
+    done = images.select("path", "content", "label", "split").mapInArrow(
+        featurize_partition, "partition int, rows long").collect()
+    return sorted(row["partition"] for row in done if row["rows"])

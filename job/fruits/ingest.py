@@ -37,6 +37,24 @@ def read_images(spark: SparkSession, uri: str) -> DataFrame:
     )
 
 
+def scan_conf(partitions: int) -> dict[str, str]:
+    """Spark settings that make the file scan itself pack the images into about `partitions`
+    tasks (next-fit by bytes). Spark's default packs ~30 small files per task, which would
+    need a shuffle of every image's bytes to get back to one task per core."""
+    return {
+        "spark.sql.files.minPartitionNum": str(partitions),
+        "spark.sql.files.maxPartitionBytes": str(1 << 60),  # let minPartitionNum decide
+    }
+
+
+def listed_files(images: DataFrame) -> list[str]:
+    """The driver's listing behind `images` (zero-byte files included), in one JVM call:
+    iterating the Java array from Python costs a round trip per file."""
+    jvm = images.sparkSession.sparkContext._jvm
+    joined = jvm.org.apache.hadoop.util.StringUtils.join("\0", images._jdf.inputFiles())
+    return joined.split("\0") if joined else []
+
+
 def _path_part(path: Column, from_end: int) -> Column:
     parts = F.split(path, "/")
     return F.when(F.size(parts) >= from_end, F.element_at(parts, -from_end))

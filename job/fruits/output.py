@@ -1,9 +1,10 @@
 """The output folder of a run, and the rule that only a manifest makes it complete.
 
 Layout under OUTPUT (a folder or an s3a:// prefix):
-    features/        Parquet: path, label, split, features, pca
+    features/        Parquet: path, label, split, features, pca (part-NNNNN.parquet, one per task)
     errors/          Parquet: path, label, split, error (files that could not be decoded)
-    model/           Spark ML PipelineModel (scaler + PCA + slicer)
+    _staging/        features before the PCA is fitted (removed before the manifest)
+    model/           Spark ML PipelineModel (StandardScaler + PCA)
     manifest.json    written last: its presence is what says the run finished
     _RUN_IN_PROGRESS marker present while a run writes (removed after the manifest)
 """
@@ -17,7 +18,12 @@ from fruits.storage import HadoopFS
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = "_RUN_IN_PROGRESS"
-FEATURES, ERRORS, MODEL = "features", "errors", "model"
+FEATURES, ERRORS, MODEL, STAGED = "features", "errors", "model", "_staging"
+
+
+def part_file(partition: int) -> str:
+    """The one file name of a Spark partition's rows: a retried task replaces its own file."""
+    return f"part-{partition:05d}.parquet"
 
 
 class RunOutput:

@@ -2,30 +2,30 @@
 
 import dataclasses
 import datetime as dt
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import platform
 import time
 import uuid
 from importlib import metadata
 
-from pyspark import StorageLevel
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from fruits import __version__
 from fruits.backbones import BACKBONES
 from fruits.config import JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
-from fruits.featurize import featurize
+from fruits.featurize import ERROR_SCHEMA, featurize
 from fruits.decode import EMPTY_FILE
-from fruits.ingest import IMAGE_GLOB, read_images, unread_files, with_labels
-from fruits.output import ERRORS, FEATURES, MODEL, RunOutput
+from fruits.ingest import IMAGE_GLOB, listed_files, read_images, scan_conf, unread_files, with_labels
+from fruits.output import ERRORS, FEATURES, MODEL, STAGED, RunOutput, part_file
+from fruits.parquet_store import ParquetStore
 from fruits.progress import StageClock
-from fruits.reduce import apply_reduction, fit_reduction
+from fruits.reduce import fit_reduction, project_staged, save_model
 from fruits.s3a import configure_s3a, is_s3, storage_errors_as_user_errors
+from fruits.spark_session import session_conf
+from fruits.tally import RunTally, RunTallyParam
 
-ROWS_PER_FILE = 20_000  # ~100 MB Parquet files of 1280-d float vectors
 IMAGES_PER_TASK = 2_000  # ~20 s of CNN work: per-task overhead (~0.25 s) stays near 1%
 
 
@@ -51,19 +51,6 @@ def _versions(spark: SparkSession) -> dict[str, str]:
     return found
 
 
-def _tally(featurized: DataFrame) -> tuple[int, dict[str, int], dict[str, int]]:
-    """(failed rows, usable images per label, per split) in one pass over the cached rows."""
-    failed, labels, splits = 0, Counter(), Counter()
-    for row in featurized.groupBy("label", "split", F.col("error").isNull().alias("ok")).count().collect():
-        if not row["ok"]:
-            failed += row["count"]
-            continue
-        labels[row["label"]] += row["count"]
-        if row["split"] is not None:
-            splits[row["split"]] += row["count"]
-    return failed, dict(sorted(labels.items())), dict(sorted(splits.items()))
-
-
 def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = None,
             run_id: str | None = None) -> dict:
     """Run the whole job for `config`; returns the manifest it wrote."""
@@ -75,14 +62,13 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_size))
     if is_s3(config.input) or is_s3(config.output):
         configure_s3a(spark, config)
 
     with clock.stage("ingest"):
         with storage_errors_as_user_errors(config.input, config, doing="list the input"):
             images = read_images(spark, config.input)
-            listed = images.inputFiles()  # the driver's listing; zero-byte files included
+            listed = listed_files(images)
         if not listed:
             raise UserError(
                 f"No image files ({IMAGE_GLOB}) under {config.input!r}: put images in "
@@ -91,22 +77,24 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
             output = RunOutput(spark, config.output)
             output.claim(run_id, config.overwrite)
-        partitions = config.partitions or choose_partitions(len(listed), spark.sparkContext.defaultParallelism)
-        labelled = with_labels(images).repartition(partitions)
 
-    try:
-        with clock.stage("featurize"), worker_errors_as_user_errors(), \
-                storage_errors_as_user_errors(config.input, config):
-            featurized = featurize(labelled, config).persist(StorageLevel.MEMORY_AND_DISK)
-            scanned = featurized.count()
-    except UserError:
-        output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
-        raise
-    try:
+    store = ParquetStore.at(output.uri, config)
+    partitions = config.partitions or choose_partitions(len(listed), spark.sparkContext.defaultParallelism)
+    job_conf = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(config.batch_size), **scan_conf(partitions),
+                # Spark's own Parquet writes here are the model's dense matrices: dictionary
+                # encoding of unique doubles only costs time.
+                "parquet.enable.dictionary": "false"}
+    with session_conf(spark, job_conf):
+        tally = spark.sparkContext.accumulator(RunTally(), RunTallyParam())
+        try:
+            with clock.stage("featurize"), worker_errors_as_user_errors(), \
+                    storage_errors_as_user_errors(config.input, config):
+                staged = featurize(with_labels(images), config, store, tally)
+        except UserError:
+            output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
+            raise
         with storage_errors_as_user_errors(config.output, config):
-            results = _reduce_and_write(spark, config, clock, output, featurized, listed, scanned)
-    finally:
-        featurized.unpersist()
+            results = _reduce_and_write(spark, config, clock, output, store, images, listed, tally.value, staged)
 
     wall = time.perf_counter() - started
     cores = spark.sparkContext.defaultParallelism
@@ -131,20 +119,20 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
 
 
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      featurized: DataFrame, listed: list[str], scanned: int) -> dict:
+                      store: ParquetStore, images: DataFrame, listed: list[str], tally: RunTally,
+                      staged: list[int]) -> dict:
     """Error rows, scaler + PCA, and the result files; returns the manifest's result fields."""
     backbone = BACKBONES[config.model]
-    good = featurized.where(F.col("error").isNull()).drop("error")
-    bad = featurized.where(F.col("error").isNotNull()).select("path", "label", "split", "error")
-    if scanned < len(listed):
-        empty = unread_files(spark, listed, featurized).withColumn("error", F.lit(EMPTY_FILE))
-        bad = bad.unionByName(empty)
-    read_count = len(listed)
-    failed_rows, labels, splits = _tally(featurized)
-    failed_count = failed_rows + read_count - scanned
+    unread = len(listed) - tally.rows  # zero-byte files: Spark's scan drops them
+    read_count, failed_count = len(listed), tally.failed + unread
     ok_count = read_count - failed_count
     with clock.stage("write"):
-        bad.coalesce(1).write.mode("overwrite").parquet(output.child(ERRORS))
+        if unread:
+            rows = unread_files(spark, listed, images.select("path")).collect()
+            store.write(f"{ERRORS}/part-unread.parquet", pa.Table.from_pylist(
+                [{**row.asDict(), "error": EMPTY_FILE} for row in rows], schema=ERROR_SCHEMA))
+        if not store.files(ERRORS):  # readers expect the folder, even with no error rows
+            store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
     if ok_count < 2:
         raise UserError(
             f"Only {ok_count} of {read_count} images could be decoded (PCA needs at least 2); "
@@ -152,21 +140,21 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         )
 
     with clock.stage("reduce"):
-        reduction = fit_reduction(good, k=config.k, variance=config.variance,
-                                  fit_fraction=config.fit_fraction, seed=config.seed)
+        reduction = fit_reduction(spark, tally.moments, k=config.k, variance=config.variance)
 
     with clock.stage("write"), ThreadPoolExecutor(max_workers=1) as background:
-        # The model save is a handful of tiny Spark jobs: run them beside the big write.
-        model_saved = background.submit(lambda: reduction.model.write().overwrite().save(output.child(MODEL)))
-        files = max(1, -(-ok_count // ROWS_PER_FILE))
-        reduced = apply_reduction(reduction.model, good)
-        reduced.coalesce(files).write.mode("overwrite").parquet(output.child(FEATURES))
+        # Saving the Spark ML model is a handful of tiny Spark jobs: run them beside the projection.
+        model_saved = background.submit(save_model, spark, reduction.model, output.child(MODEL))
+        written = project_staged(spark, store, staged, reduction, source=STAGED, target=FEATURES)
         model_saved.result()
+        store.delete_dir(STAGED)
+    if written != ok_count:
+        raise RuntimeError(f"wrote {written} feature rows for {ok_count} usable images")
 
     return {
         "counts": {"read": read_count, "ok": ok_count, "failed": failed_count},
-        "labels": labels,
-        "splits": splits,
+        "labels": dict(sorted(tally.labels.items())),
+        "splits": dict(sorted(tally.splits.items())),
         "model": {"name": backbone.name, "weights": config.weights, "image_size": config.image_size,
                   "feature_dim": backbone.feature_dim},
         "pca": {"k": reduction.k, "variance_target": None if config.k else config.variance,

@@ -1,13 +1,16 @@
 """Reduce: standardize the CNN features, then PCA with k chosen by explained variance.
 
-The statistics are computed in one distributed pass with NumPy (per-partition mean and
-centred scatter matrix, merged pairwise: numerically stable), and the d x d
-eigendecomposition runs on the driver with LAPACK. Spark ML's own PCA does the same
-maths but decomposes with a JVM fallback BLAS: 11 s instead of 0.4 s for d = 1280 here.
-The result is still a standard Spark ML PipelineModel (StandardScalerModel -> PCAModel),
-saved in Spark's format and reloadable with PipelineModel.load.
+The statistics (mean and centred scatter matrix) come with the featurize pass itself
+(fruits.tally), and the d x d eigendecomposition runs on the driver with LAPACK. Spark ML's
+own PCA does the same maths in two more passes and decomposes with a JVM fallback BLAS:
+11 s instead of 0.4 s for d = 1280 here. The job applies the fit with NumPy (`project`);
+it is also saved as a standard Spark ML PipelineModel (StandardScalerModel -> PCAModel),
+reloadable with PipelineModel.load.
 """
 
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -18,50 +21,35 @@ from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScalerModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+
+from fruits.moments import Moments
+from fruits.output import part_file
+from fruits.parquet_store import ParquetStore
+from fruits.storage import HadoopFS
+from fruits.vectors import from_arrow, to_arrow
 
 FEATURES_VECTOR = "features_vector"
 PCA_VECTOR = "pca_vector"
-MOMENTS_SCHEMA = "n long, mean binary, scatter binary"
-MOMENTS_BLOCK = 4096  # rows per scatter update (4096 x 2048 float64 = 64 MB at most)
-MOMENTS_ARROW = pa.schema([("n", pa.int64()), ("mean", pa.binary()), ("scatter", pa.binary())])
+FEATURES_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                             ("features", pa.list_(pa.float32())), ("pca", pa.list_(pa.float32()))])
 
 
 @dataclass(frozen=True)
 class Reduction:
-    model: PipelineModel
-    k: int
+    model: PipelineModel  # the Spark ML form, saved with the run
+    weights: np.ndarray  # (d, k): scaling and components in one matrix, so pca = x @ weights + bias
+    bias: np.ndarray  # (k,)
     explained_variance: list[float]  # per component, all of them, descending
     fit_rows: int
 
     @property
+    def k(self) -> int:
+        return self.weights.shape[1]
+
+    @property
     def variance_kept(self) -> float:
         return float(sum(self.explained_variance[: self.k]))
-
-
-@dataclass(frozen=True)
-class Moments:
-    n: int
-    mean: np.ndarray  # (d,)
-    scatter: np.ndarray  # (d, d): sum of (x - mean)(x - mean)^T
-
-    @staticmethod
-    def of(rows: np.ndarray) -> "Moments":
-        mean = rows.mean(axis=0)
-        centred = rows - mean
-        return Moments(len(rows), mean, centred.T @ centred)
-
-    def merge(self, other: "Moments") -> "Moments":
-        """Chan et al.'s pairwise update: exact, and stable for large n."""
-        if not self.n:
-            return other
-        if not other.n:
-            return self
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.n / n)
-        scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
-        return Moments(n, mean, scatter)
 
 
 def choose_k(explained_variance, target: float) -> int:
@@ -69,34 +57,6 @@ def choose_k(explained_variance, target: float) -> int:
     cumulative = np.cumsum(np.asarray(explained_variance, dtype=np.float64))
     reached = np.nonzero(cumulative >= target - 1e-9)[0]
     return int(reached[0]) + 1 if len(reached) else len(cumulative)
-
-
-def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """One partition's moments. Rows are gathered into blocks of MOMENTS_BLOCK before each
-    update: a merge costs a d x d pass, too much to pay per 64-row Arrow batch."""
-    total, block, held = Moments(0, np.zeros(0), np.zeros((0, 0))), [], 0
-    for batch in batches:
-        if batch.num_rows:
-            column = batch.column(0)
-            block.append(column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1))
-            held += batch.num_rows
-        if held >= MOMENTS_BLOCK:
-            total, block, held = total.merge(Moments.of(np.concatenate(block).astype(np.float64))), [], 0
-    if held:
-        total = total.merge(Moments.of(np.concatenate(block).astype(np.float64)))
-    if total.n:
-        yield pa.RecordBatch.from_pydict({"n": [total.n], "mean": [total.mean.tobytes()],
-                                          "scatter": [total.scatter.tobytes()]}, schema=MOMENTS_ARROW)
-
-
-def compute_moments(features: DataFrame) -> Moments:
-    """Moments of the `features` array column, in one pass, merged on the executors."""
-    def decode(row) -> Moments:
-        mean = np.frombuffer(row["mean"], dtype=np.float64)
-        return Moments(row["n"], mean, np.frombuffer(row["scatter"], dtype=np.float64).reshape(len(mean), -1))
-
-    partials = features.select("features").mapInArrow(_partition_moments, MOMENTS_SCHEMA).rdd.map(decode)
-    return partials.treeReduce(Moments.merge, depth=2)
 
 
 def standardized_pca(moments: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,25 +92,71 @@ def _spark_models(spark, moments: Moments, std: np.ndarray, components: np.ndarr
     return scaler, pca
 
 
-def fit_reduction(features: DataFrame, *, k: int | None, variance: float,
-                  fit_fraction: float = 1.0, seed: int = 42) -> Reduction:
-    """Fit scaler + PCA on the `features` array column (or a sample of it)."""
-    sample = features if fit_fraction >= 1.0 else features.sample(fraction=fit_fraction, seed=seed)
-    moments = compute_moments(sample)
+def fit_reduction(spark: SparkSession, moments: Moments, *, k: int | None, variance: float) -> Reduction:
+    """Scaler + PCA from the moments of the features, k given or chosen by `variance`."""
+    if moments.n < 2:
+        raise ValueError("PCA needs the moments of at least 2 rows")
     std, eigenvalues, eigenvectors = standardized_pca(moments)
     total = eigenvalues.sum()
     explained = eigenvalues / total if total > 0 else np.zeros_like(eigenvalues)
     chosen = min(k, len(explained)) if k is not None else choose_k(explained, variance)
-    scaler, pca = _spark_models(features.sparkSession, moments, std, eigenvectors[:, :chosen], explained[:chosen])
-    return Reduction(PipelineModel(stages=[scaler, pca]), chosen, [float(v) for v in explained], moments.n)
+    components = eigenvectors[:, :chosen]
+    scaler, pca = _spark_models(spark, moments, std, components, explained[:chosen])
+    # StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b.
+    inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    weights = inverse[:, None] * components
+    return Reduction(PipelineModel(stages=[scaler, pca]), weights, -(moments.mean @ weights),
+                     [float(v) for v in explained], moments.n)
+
+
+def project_staged(spark: SparkSession, store: ParquetStore, partitions: list[int], reduction: Reduction,
+                   source: str, target: str, rows_per_batch: int = 2048) -> int:
+    """Spark stage: each staged features file under `source` -> the same rows plus a `pca`
+    column under `target`, one task per file. Returns the rows written.
+
+    NumPy on whole batches, one matrix product each: the Spark ML model applies the same
+    maths row by row on the JVM.
+    """
+    weights, bias = reduction.weights, reduction.bias
+
+    def project_files(chosen: Iterator[int]) -> Iterator[int]:
+        for partition in chosen:
+            name, rows = part_file(partition), 0
+            with store.writer(f"{target}/{name}", FEATURES_SCHEMA) as writer:
+                for batch in store.batches(f"{source}/{name}", rows_per_batch):
+                    pca = from_arrow(batch.column("features")) @ weights + bias  # float64: no cancellation loss
+                    writer.write_batch(batch.append_column("pca", to_arrow(pca)))
+                    rows += batch.num_rows
+            yield rows
+
+    return sum(spark.sparkContext.parallelize(partitions, max(1, len(partitions))).mapPartitions(project_files)
+               .collect())
 
 
 def apply_reduction(model: PipelineModel, features: DataFrame) -> DataFrame:
-    """Add a `pca` float array column to rows with a `features` array column."""
+    """Add a `pca` float array column with a saved Spark ML model (see load_reduction_model):
+    how a user applies a run's reduction to new features in Spark."""
     transformed = model.transform(features.withColumn(FEATURES_VECTOR, array_to_vector("features")))
     return transformed.withColumn("pca", vector_to_array(PCA_VECTOR, dtype="float32")).select(
         *features.columns, "pca"
     )
+
+
+def save_model(spark: SparkSession, model: PipelineModel, uri: str) -> None:
+    """PipelineModel.save's layout, with the stages saved concurrently: each stage is a
+    few tiny Spark jobs, and PipelineModel.save runs them one after the other (the end
+    of the run waits for them). The pipeline's own metadata is the one-line JSON of Spark
+    ML's DefaultParamsWriter."""
+    stages = model.stages
+    with ThreadPoolExecutor(max_workers=len(stages)) as pool:
+        saved = [pool.submit(lambda i, stage: stage.write().overwrite().save(f"{uri}/stages/{i}_{stage.uid}"),
+                             i, stage) for i, stage in enumerate(stages)]
+        metadata = {"class": "org.apache.spark.ml.PipelineModel", "timestamp": int(time.time() * 1000),
+                    "sparkVersion": spark.version, "uid": model.uid,
+                    "paramMap": {"stageUids": [stage.uid for stage in stages]}, "defaultParamMap": {}}
+        HadoopFS(spark, f"{uri}/metadata").write_text("part-00000", json.dumps(metadata, separators=(",", ":")))
+        for stage in saved:
+            stage.result()
 
 
 def load_reduction_model(path: str) -> PipelineModel:

@@ -1,0 +1,67 @@
+"""Mean and scatter matrix of feature vectors, built in blocks and merged exactly (pure NumPy).
+
+This is all the PCA fit needs from the data: the driver turns the merged moments into the
+standardized covariance and decomposes it (fruits.reduce).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_ROWS = 2048  # rows per scatter update: one (rows x d) GEMM, 2048 x 2048 float64 = 32 MB at most
+
+
+@dataclass(frozen=True)
+class Moments:
+    n: int
+    mean: np.ndarray  # (d,)
+    scatter: np.ndarray  # (d, d): sum of (x - mean)(x - mean)^T
+
+    @staticmethod
+    def empty() -> "Moments":
+        return Moments(0, np.zeros(0), np.zeros((0, 0)))
+
+    @staticmethod
+    def of(rows: np.ndarray) -> "Moments":
+        rows = np.asarray(rows, dtype=np.float64)
+        mean = rows.mean(axis=0)
+        centred = rows - mean
+        return Moments(len(rows), mean, centred.T @ centred)  # NumPy runs A.T @ A as one SYRK
+
+    def merge(self, other: "Moments") -> "Moments":
+        """Chan et al.'s pairwise update: exact, and stable for large n."""
+        if not self.n:
+            return other
+        if not other.n:
+            return self
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
+        return Moments(n, mean, scatter)
+
+
+class MomentsBuilder:
+    """Moments of rows that arrive in small batches: rows are held until a block is full,
+    because one update costs a d x d pass, too much to pay per 64-row Arrow batch."""
+
+    def __init__(self):
+        self.total = Moments.empty()
+        self._held: list[np.ndarray] = []
+        self._rows = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self._held.append(np.array(rows, dtype=np.float32))  # a copy: the caller's buffer is reused
+            self._rows += len(rows)
+        if self._rows >= BLOCK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self.total = self.total.merge(Moments.of(np.concatenate(self._held)))
+            self._held, self._rows = [], 0
+
+    def result(self) -> Moments:
+        self._flush()
+        return self.total
