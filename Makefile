@@ -8,6 +8,7 @@ ARGS   ?=
 BENCH_IMAGES  ?= 2592
 BENCH_REPEATS ?= 3
 BENCH_SIZES   ?=
+BENCH_SCALE_IMAGES ?= 0
 
 # Image and cluster settings
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -43,7 +44,7 @@ test: install jars ## Run the test suite (needs ../shared beside the project)
 	$(BIN)/python -m pytest
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
-	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)"
+	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)
 
 image: ## Build the pipeline image with docker or podman (IMAGE=name:tag)
 	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman on the PATH"; exit 1; }

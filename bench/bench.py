@@ -216,6 +216,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="image size (default: the job's default)")
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", ""),
                         help="extra settings to sweep: sizes, or size:runtime, e.g. 96,160,128:tf")
+    parser.add_argument("--scale-images", type=int, default=int(os.environ.get("BENCH_SCALE_IMAGES", 0)),
+                        help="also measure raw model and warm pipeline at this larger size (no seeds run)")
     parser.add_argument("--child")
     parser.add_argument("--kwargs")
     args = parser.parse_args()
@@ -259,6 +261,16 @@ def main() -> None:
             "ratio_pipeline_to_raw": round(run["warm"][0]["img_s"] / extra_raw, 3),
             "accuracy": run["accuracy"], "k": run["warm"][0]["k"]}
 
+    scale = {}
+    if args.scale_images:
+        big = in_child("pipeline", dataset=str(replicate_sample(args.scale_images)), size=size, warm_runs=2,
+                       runtime=runtime)
+        big_raw = raw_throughput(size, batch, args.scale_images // cores, cores, runtime)
+        big_warm = statistics.median(w["img_s"] for w in big["warm"])
+        scale = {"images": args.scale_images, "raw_img_s": round(big_raw, 1), "pipeline_warm_img_s": round(big_warm, 1),
+                 "ratio_pipeline_to_raw": round(big_warm / big_raw, 3), "accuracy": big["accuracy"],
+                 "peak_rss_mb": big["peak_rss_mb"], "stage_timings_s_warm": big["warm"][-1]["timings_s"]}
+
     results = {
         "images": args.images, "image_size": size, "runtime": runtime, "batch_size": batch, "cores": cores, "repeats": args.repeats,
         "raw_img_s": spread(raw)["median"],
@@ -278,6 +290,7 @@ def main() -> None:
                    "seeds_img_s": spread([s["img_s"] for s in seeds])},
         "stage_timings_s_warm": pipeline[0]["warm"][-1]["timings_s"],
         "size_sweep": sweep,
+        "scale": scale,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -312,6 +325,11 @@ def print_table(results: dict) -> None:
     for size, figures in results["size_sweep"].items():
         table.add_row(f"{size}: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}",
                       f"{figures['ratio_pipeline_to_raw']:.2f}x", f"{figures['accuracy']:.3f}")
+    if scale := results["scale"]:
+        table.add_row(f"{scale['images']} images: raw / warm", f"{scale['raw_img_s']} / {scale['pipeline_warm_img_s']}",
+                      f"{scale['ratio_pipeline_to_raw']:.2f}x", f"{scale['accuracy']:.3f}")
+        table.add_row(f"peak RSS, {scale['images']} images", f"driver+JVM {scale['peak_rss_mb']['driver_and_jvm']} MB",
+                      f"worker {scale['peak_rss_mb']['python_worker']} MB", "")
     Console().print(table)
     print(f"wrote {HERE / 'results.json'}")
 

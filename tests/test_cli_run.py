@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +33,10 @@ def test_run_without_input_uses_the_generated_demo_set(spark, demo_dir, weights,
     result = runner.invoke(app, ["run", "--weights", weights, "--image-size", "96", "--output", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "Run complete" in result.output and "images read" in result.output
+    images = 24 * len(DEMO_CLASSES)
+    assert re.search(rf"featurize ━+ {images}/{images} images", flat(result.output))  # the bar counts images
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert manifest["counts"]["ok"] == 24 * len(DEMO_CLASSES)
+    assert manifest["counts"]["ok"] == images
     assert set(manifest["labels"]) == set(DEMO_CLASSES)
 
 
@@ -90,3 +93,33 @@ def test_spark_submit_entry_point_reports_user_errors_with_exit_2(tmp_path):
     printed = done.stdout + done.stderr  # spark-submit merges the Python process's stderr into stdout
     assert "Error: --image-size must be int, got 'huge'." in printed
     assert "Traceback" not in printed
+
+
+def test_the_progress_bar_counts_images_while_featurize_runs(spark, demo_dir):
+    """Executors report the images read with each heartbeat; the bar follows them live."""
+    import threading
+    import time
+
+    from rich.console import Console
+
+    from fruits.ingest import read_images
+    from fruits.progress import SparkProgress
+    from fruits.spark_session import session_conf
+
+    def slowly(batches):
+        for batch in batches:
+            time.sleep(0.5)
+            yield batch.select(["path"])
+
+    progress = SparkProgress(spark, Console(file=open(os.devnull, "w")))
+    job = threading.Thread(target=lambda: read_images(spark, str(demo_dir)).mapInArrow(slowly, "path string")
+                           .collect())
+    seen = []
+    with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "8"}):
+        job.start()
+        while job.is_alive():
+            seen.append(progress._records_read())
+            time.sleep(0.2)
+    assert None not in seen
+    assert any(0 < count < 24 * len(DEMO_CLASSES) for count in seen), seen  # counted mid-stage
+

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BLOCK_ROWS = 2048  # rows per scatter update: one (rows x d) GEMM, 2048 x 2048 float64 = 32 MB at most
+BLOCK_ROWS = 512  # rows per scatter update: big enough for an efficient SYRK, small enough that
+# the last, unmerged block adds little to the end of a task
 
 
 @dataclass(frozen=True)

@@ -72,30 +72,39 @@ class ParquetStore:
         return f"{self.root}/{relative}"
 
     @contextmanager
-    def writer(self, relative: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-        """A Parquet writer whose file appears, complete, only if the block ends without error.
-
-        It writes a hidden temporary file (a leading "_": Spark and pyarrow readers skip it)
-        and renames it: an S3 upload that fails half-way would otherwise still be committed
-        when the writer closes.
-        """
+    def _committed(self, relative: str) -> Iterator[str]:
+        """A hidden temporary path (a leading "_": Spark and pyarrow readers skip it) to write
+        the file at; renamed to `relative` if the block ends without error, else deleted.
+        (Writing in place would commit half a file: an S3 upload completes when it closes.)"""
         target = self.path(relative)
         folder, name = target.rsplit("/", 1)
         temp = f"{folder}/_{uuid.uuid4().hex[:12]}-{name}"
         self.filesystem.create_dir(folder, recursive=True)
-        writer = pq.ParquetWriter(temp, schema, filesystem=self.filesystem)
         try:
-            yield writer
-            writer.close()
+            yield temp
         except BaseException:
-            writer.close()
-            self.filesystem.delete_file(temp)
+            try:
+                self.filesystem.delete_file(temp)
+            except FileNotFoundError:
+                pass
             raise
         self.filesystem.move(temp, target)
+
+    @contextmanager
+    def writer(self, relative: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+        """A Parquet writer whose file appears, complete, only if the block ends without error."""
+        with self._committed(relative) as temp:
+            with pq.ParquetWriter(temp, schema, filesystem=self.filesystem) as writer:
+                yield writer
 
     def write(self, relative: str, table: pa.Table) -> None:
         with self.writer(relative, table.schema) as writer:
             writer.write_table(table)
+
+    def write_text(self, relative: str, text: str) -> None:
+        """A small text file, committed like the Parquet files."""
+        with self._committed(relative) as temp, self.filesystem.open_output_stream(temp) as stream:
+            stream.write(text.encode("utf-8"))
 
     def batches(self, relative: str, rows: int) -> Iterator[pa.RecordBatch]:
         """The file's rows in batches of at most `rows` (memory stays bounded)."""

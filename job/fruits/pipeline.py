@@ -2,7 +2,6 @@
 
 import dataclasses
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 import platform
 import time
 import uuid
@@ -21,7 +20,8 @@ from fruits.ingest import IMAGE_GLOB, listed_files, read_images, scan_conf, unre
 from fruits.output import ERRORS, FEATURES, MODEL, STAGED, RunOutput, part_file
 from fruits.parquet_store import ParquetStore
 from fruits.progress import StageClock
-from fruits.reduce import fit_reduction, project_staged, save_model
+from fruits.model_files import save_pipeline_model
+from fruits.reduce import fit_reduction, project_staged
 from fruits.s3a import configure_s3a, is_s3, storage_errors_as_user_errors
 from fruits.spark_session import session_conf
 from fruits.tally import RunTally, RunTallyParam
@@ -87,7 +87,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     with session_conf(spark, job_conf):
         tally = spark.sparkContext.accumulator(RunTally(), RunTallyParam())
         try:
-            with clock.stage("featurize"), worker_errors_as_user_errors(), \
+            with clock.stage("featurize", images=len(listed)), worker_errors_as_user_errors(), \
                     storage_errors_as_user_errors(config.input, config):
                 staged = featurize(with_labels(images), config, store, tally)
         except UserError:
@@ -126,14 +126,18 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
     unread = len(listed) - tally.rows  # zero-byte files: Spark's scan drops them
     read_count, failed_count = len(listed), tally.failed + unread
     ok_count = read_count - failed_count
-    with clock.stage("write"):
+
+    def write_errors():
         if unread:
             rows = unread_files(spark, listed, images.select("path")).collect()
             store.write(f"{ERRORS}/part-unread.parquet", pa.Table.from_pylist(
                 [{**row.asDict(), "error": EMPTY_FILE} for row in rows], schema=ERROR_SCHEMA))
         if not store.files(ERRORS):  # readers expect the folder, even with no error rows
             store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
+
     if ok_count < 2:
+        with clock.stage("write"):
+            write_errors()
         raise UserError(
             f"Only {ok_count} of {read_count} images could be decoded (PCA needs at least 2); "
             f"the reasons are in {output.child(ERRORS)}."
@@ -142,11 +146,10 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
     with clock.stage("reduce"):
         reduction = fit_reduction(spark, tally.moments, k=config.k, variance=config.variance)
 
-    with clock.stage("write"), ThreadPoolExecutor(max_workers=1) as background:
-        # Saving the Spark ML model is a handful of tiny Spark jobs: run them beside the projection.
-        model_saved = background.submit(save_model, spark, reduction.model, output.child(MODEL))
+    with clock.stage("write"):
+        write_errors()
+        save_pipeline_model(spark, reduction, store, MODEL)
         written = project_staged(spark, store, staged, reduction, source=STAGED, target=FEATURES)
-        model_saved.result()
         store.delete_dir(STAGED)
     if written != ok_count:
         raise RuntimeError(f"wrote {written} feature rows for {ok_count} usable images")

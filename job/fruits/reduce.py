@@ -8,9 +8,6 @@ it is also saved as a standard Spark ML PipelineModel (StandardScalerModel -> PC
 reloadable with PipelineModel.load.
 """
 
-import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -26,7 +23,6 @@ from pyspark.sql import DataFrame, SparkSession
 from fruits.moments import Moments
 from fruits.output import part_file
 from fruits.parquet_store import ParquetStore
-from fruits.storage import HadoopFS
 from fruits.vectors import from_arrow, to_arrow
 
 FEATURES_VECTOR = "features_vector"
@@ -38,6 +34,9 @@ FEATURES_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("sp
 @dataclass(frozen=True)
 class Reduction:
     model: PipelineModel  # the Spark ML form, saved with the run
+    mean: np.ndarray  # (d,) the scaler's parameters and the PCA's, as NumPy arrays
+    std: np.ndarray  # (d,)
+    components: np.ndarray  # (d, k)
     weights: np.ndarray  # (d, k): scaling and components in one matrix, so pca = x @ weights + bias
     bias: np.ndarray  # (k,)
     explained_variance: list[float]  # per component, all of them, descending
@@ -105,8 +104,8 @@ def fit_reduction(spark: SparkSession, moments: Moments, *, k: int | None, varia
     # StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b.
     inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
     weights = inverse[:, None] * components
-    return Reduction(PipelineModel(stages=[scaler, pca]), weights, -(moments.mean @ weights),
-                     [float(v) for v in explained], moments.n)
+    return Reduction(PipelineModel(stages=[scaler, pca]), moments.mean, std, components, weights,
+                     -(moments.mean @ weights), [float(v) for v in explained], moments.n)
 
 
 def project_staged(spark: SparkSession, store: ParquetStore, partitions: list[int], reduction: Reduction,
@@ -140,23 +139,6 @@ def apply_reduction(model: PipelineModel, features: DataFrame) -> DataFrame:
     return transformed.withColumn("pca", vector_to_array(PCA_VECTOR, dtype="float32")).select(
         *features.columns, "pca"
     )
-
-
-def save_model(spark: SparkSession, model: PipelineModel, uri: str) -> None:
-    """PipelineModel.save's layout, with the stages saved concurrently: each stage is a
-    few tiny Spark jobs, and PipelineModel.save runs them one after the other (the end
-    of the run waits for them). The pipeline's own metadata is the one-line JSON of Spark
-    ML's DefaultParamsWriter."""
-    stages = model.stages
-    with ThreadPoolExecutor(max_workers=len(stages)) as pool:
-        saved = [pool.submit(lambda i, stage: stage.write().overwrite().save(f"{uri}/stages/{i}_{stage.uid}"),
-                             i, stage) for i, stage in enumerate(stages)]
-        metadata = {"class": "org.apache.spark.ml.PipelineModel", "timestamp": int(time.time() * 1000),
-                    "sparkVersion": spark.version, "uid": model.uid,
-                    "paramMap": {"stageUids": [stage.uid for stage in stages]}, "defaultParamMap": {}}
-        HadoopFS(spark, f"{uri}/metadata").write_text("part-00000", json.dumps(metadata, separators=(",", ":")))
-        for stage in saved:
-            stage.result()
 
 
 def load_reduction_model(path: str) -> PipelineModel:

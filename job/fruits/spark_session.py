@@ -25,6 +25,7 @@ LOCAL_SPARK_CONF = {
     # compiler spent ~3 CPU s per run competing with the model for the cores; C1 code is
     # plenty for this JVM's share of the work.
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    "spark.executor.heartbeatInterval": "2s",  # live images-read counts for the progress bar
 }
 
 

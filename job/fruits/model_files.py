@@ -1,0 +1,81 @@
+"""The fitted scaler + PCA, saved in Spark ML's PipelineModel layout by writing its files
+directly: PipelineModel.load(OUTPUT/model) reads them back (tested).
+
+PipelineModel.save runs several tiny Spark jobs per stage, one after the other: about a
+second at the end of every run here, for a few small files. The layout is Spark ML's
+stable one: per stage, the one-line JSON of DefaultParamsWriter (produced by Spark itself)
+and one Parquet row of vectors and matrices in their UDT form.
+"""
+
+import json
+import time
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import SparkSession
+
+from fruits.parquet_store import ParquetStore
+from fruits.reduce import Reduction
+
+_INTS = pa.list_(pa.field("element", pa.int32(), nullable=False))
+_DOUBLES = pa.list_(pa.field("element", pa.float64(), nullable=False))
+# The physical form of Spark ML's VectorUDT and MatrixUDT (their sqlType).
+_VECTOR = pa.struct([pa.field("type", pa.int8(), nullable=False), ("size", pa.int32()), ("indices", _INTS),
+                     ("values", _DOUBLES)])
+_MATRIX = pa.struct([pa.field("type", pa.int8(), nullable=False), pa.field("numRows", pa.int32(), nullable=False),
+                     pa.field("numCols", pa.int32(), nullable=False), ("colPtrs", _INTS), ("rowIndices", _INTS),
+                     ("values", _DOUBLES), pa.field("isTransposed", pa.bool_(), nullable=False)])
+_DENSE = 1
+
+
+def _dense(values: np.ndarray) -> pa.ListArray:
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    return pa.ListArray.from_arrays(pa.array([0, len(flat)], pa.int32()), pa.array(flat), type=_DOUBLES)
+
+
+def _vector(values: np.ndarray) -> pa.StructArray:
+    """A DenseVector in VectorUDT form: type 1, no size or indices, the values."""
+    return pa.StructArray.from_arrays(
+        [pa.array([_DENSE], pa.int8()), pa.nulls(1, pa.int32()), pa.nulls(1, _INTS), _dense(values)],
+        fields=list(_VECTOR))
+
+
+def _matrix(values: np.ndarray) -> pa.StructArray:
+    """A DenseMatrix in MatrixUDT form: values column-major, not transposed."""
+    rows, columns = values.shape
+    return pa.StructArray.from_arrays(
+        [pa.array([_DENSE], pa.int8()), pa.array([rows], pa.int32()), pa.array([columns], pa.int32()),
+         pa.nulls(1, _INTS), pa.nulls(1, _INTS), _dense(values.T), pa.array([False])], fields=list(_MATRIX))
+
+
+def _stage_data(spark: SparkSession, columns: dict[str, pa.StructArray]) -> pa.Table:
+    """A stage's one data row, with the Spark schema (UDT columns) that Spark's reader restores."""
+    types = spark.sparkContext._jvm.org.apache.spark.ml.linalg.SQLDataTypes
+    udt = {_VECTOR: types.VectorType().json(), _MATRIX: types.MatrixType().json()}
+    spark_schema = {"type": "struct", "fields": [
+        {"name": name, "type": json.loads(udt[column.type]), "nullable": True, "metadata": {}}
+        for name, column in columns.items()]}
+    return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(
+        [(name, column.type) for name, column in columns.items()],
+        metadata={"org.apache.spark.sql.parquet.row.metadata": json.dumps(spark_schema)}))
+
+
+def save_pipeline_model(spark: SparkSession, reduction: Reduction, store: ParquetStore, folder: str) -> None:
+    """Write `reduction.model` (its StandardScalerModel and PCAModel) under store/folder,
+    the parameters taken from the NumPy arrays it was built from."""
+    jvm, sc = spark.sparkContext._jvm, spark.sparkContext._jsc.sc()
+    model = reduction.model
+    explained = np.asarray(reduction.explained_variance[: reduction.k])
+    data = [{"std": _vector(reduction.std), "mean": _vector(reduction.mean)},
+            {"pc": _matrix(reduction.components), "explainedVariance": _vector(explained)}]
+    for index, (stage, columns) in enumerate(zip(model.stages, data)):
+        stage._transfer_params_to_java()
+        metadata = jvm.org.apache.spark.ml.util.DefaultParamsWriter.getMetadataToSave(
+            stage._java_obj, sc, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+        stage_folder = f"{folder}/stages/{index}_{stage.uid}"
+        store.write_text(f"{stage_folder}/metadata/part-00000", metadata)
+        store.write(f"{stage_folder}/data/part-00000.parquet", _stage_data(spark, columns))
+    pipeline = {"class": "org.apache.spark.ml.PipelineModel", "timestamp": int(time.time() * 1000),
+                "sparkVersion": spark.version, "uid": model.uid,
+                "paramMap": {"stageUids": [stage.uid for stage in model.stages]}, "defaultParamMap": {}}
+    store.write_text(f"{folder}/metadata/part-00000", json.dumps(pipeline, separators=(",", ":")))
