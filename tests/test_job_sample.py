@@ -46,7 +46,7 @@ def test_manifest_is_written_last_and_complete(run):
     assert on_disk == manifest
     assert not (output / "_RUN_IN_PROGRESS").exists()
     assert manifest["model"] == {"name": "mobilenet_v2", "weights": manifest["config"]["weights"],
-                                 "image_size": 128, "feature_dim": 1280}
+                                 "image_size": 96, "feature_dim": 1280}
     assert set(manifest["timings_s"]) >= {"ingest", "featurize", "reduce", "write", "total"}
     assert manifest["cost"]["core_seconds_per_1000_images"] > 0
     assert manifest["versions"]["spark"].startswith("3.5") and "tensorflow-cpu" in manifest["versions"]

@@ -36,7 +36,7 @@ class JobConfig:
     runtime: str = option(
         "tflite", "Inference runtime: tflite (TensorFlow Lite with XNNPACK, ~3x faster on CPU, same features "
         "to 1e-4) or tf (the Keras model on TensorFlow).", choices=("tflite", "tf"))
-    image_size: int = option(128, "Square input size the images are resized to (pixels).", low=32, high=1024)
+    image_size: int = option(96, "Square input size the images are resized to (pixels).", low=32, high=1024)
     variance: float = option(
         0.95, "Keep the smallest number of PCA components whose cumulative explained variance reaches this.", low=0.01, high=1.0
     )

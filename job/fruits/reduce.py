@@ -3,7 +3,7 @@
 The statistics (mean and centred scatter matrix) come with the featurize pass itself
 (fruits.tally), and the d x d eigendecomposition runs on the driver with LAPACK. Spark ML's
 own PCA does the same maths in two more passes and decomposes with a JVM fallback BLAS:
-11 s instead of 0.4 s for d = 1280 here. The job applies the fit with NumPy (`project`);
+11 s instead of 0.4 s for d = 1280 here. The job applies the fit with NumPy (`project_staged`);
 it is also saved as a standard Spark ML PipelineModel (StandardScalerModel -> PCAModel),
 reloadable with PipelineModel.load.
 """
