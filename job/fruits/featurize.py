@@ -12,28 +12,21 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.accumulators import Accumulator
-from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame
 
 from fruits.backbones import BACKBONES, Backbone
 from fruits.config import JobConfig
 from fruits.decode import BadImage, decode_image
 from fruits.errors import worker_user_error
-from fruits.output import ERRORS, STAGED, part_file
+from fruits.output import ERRORS, STAGED, STAGED_SCHEMA, part_file
 from fruits.parquet_store import ParquetStore
 from fruits.runtimes import RUNTIMES, weights_identity
-from fruits.tally import PartitionTally
-from fruits.vectors import to_arrow
 from fruits.tally import PartitionTally
 from fruits.vectors import to_arrow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-STAGED_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-                           ("features", pa.list_(pa.float32()))])
 _DONE_SCHEMA = pa.schema([("partition", pa.int32()), ("rows", pa.int64())])  # a task's one output row
-ERROR_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-                          ("error", pa.string())])
 
 _MODELS: dict[tuple, object] = {}
 _THREADS_SET = False
@@ -85,17 +78,6 @@ def padded_size(count: int, batch_size: int) -> int:
     short chunk to a full batch.
     """
     return min(1 << max(count - 1, 0).bit_length(), batch_size)
-
-
-_INPUTS: dict[tuple, np.ndarray] = {}
-
-
-def _input_buffer(shape: tuple) -> np.ndarray:
-    """A float32 model input of this shape, reused: a fresh 12 MB array per batch costs
-    more in page faults than the preprocessing itself."""
-    if shape not in _INPUTS:
-        _INPUTS[shape] = np.zeros(shape, dtype=np.float32)
-    return _INPUTS[shape]
 
 
 _INPUTS: dict[tuple, np.ndarray] = {}

@@ -11,6 +11,7 @@ Layout under OUTPUT (a folder or an s3a:// prefix):
 
 import json
 
+import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from fruits.errors import UserError
@@ -19,6 +20,11 @@ from fruits.storage import HadoopFS
 MANIFEST = "manifest.json"
 IN_PROGRESS = "_RUN_IN_PROGRESS"
 FEATURES, ERRORS, MODEL, STAGED = "features", "errors", "model", "_staging"
+
+_DESCRIBED = [("path", pa.string()), ("label", pa.string()), ("split", pa.string())]
+STAGED_SCHEMA = pa.schema([*_DESCRIBED, ("features", pa.list_(pa.float32()))])
+FEATURES_SCHEMA = pa.schema([*_DESCRIBED, ("features", pa.list_(pa.float32())), ("pca", pa.list_(pa.float32()))])
+ERROR_SCHEMA = pa.schema([*_DESCRIBED, ("error", pa.string())])
 
 
 def part_file(partition: int) -> str:

@@ -14,10 +14,10 @@ from fruits import __version__
 from fruits.backbones import BACKBONES
 from fruits.config import JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
-from fruits.featurize import ERROR_SCHEMA, featurize
+from fruits.featurize import featurize
 from fruits.decode import EMPTY_FILE
 from fruits.ingest import IMAGE_GLOB, listed_files, read_images, scan_conf, unread_files, with_labels
-from fruits.output import ERRORS, FEATURES, MODEL, STAGED, RunOutput, part_file
+from fruits.output import ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, part_file
 from fruits.parquet_store import ParquetStore
 from fruits.progress import StageClock
 from fruits.model_files import save_pipeline_model

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import pyarrow as pa
 from pyspark.ml import PipelineModel
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScalerModel
@@ -21,14 +20,12 @@ from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits.moments import Moments
-from fruits.output import part_file
+from fruits.output import FEATURES_SCHEMA, part_file
 from fruits.parquet_store import ParquetStore
 from fruits.vectors import from_arrow, to_arrow
 
 FEATURES_VECTOR = "features_vector"
 PCA_VECTOR = "pca_vector"
-FEATURES_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-                             ("features", pa.list_(pa.float32())), ("pca", pa.list_(pa.float32()))])
 
 
 @dataclass(frozen=True)
