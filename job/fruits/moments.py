@@ -53,7 +53,7 @@ class MomentsBuilder:
 
     def add(self, rows: np.ndarray) -> None:
         if len(rows):
-            self._held.append(np.array(rows, dtype=np.float32))  # a copy: the caller's buffer is reused
+            self._held.append(np.asarray(rows, dtype=np.float32))
             self._rows += len(rows)
         if self._rows >= BLOCK_ROWS:
             self._flush()

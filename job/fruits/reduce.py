@@ -55,6 +55,11 @@ def choose_k(explained_variance, target: float) -> int:
     return int(reached[0]) + 1 if len(reached) else len(cumulative)
 
 
+def _inverse(std: np.ndarray) -> np.ndarray:
+    """1 / std, and 0 where std is 0 (what Spark's StandardScaler does to constant features)."""
+    return np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+
+
 def standardized_pca(moments: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(std, eigenvalues descending, eigenvectors as columns) of the standardized data.
 
@@ -63,7 +68,7 @@ def standardized_pca(moments: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """
     covariance = moments.scatter / max(moments.n - 1, 1)
     std = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
-    inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    inverse = _inverse(std)
     values, vectors = np.linalg.eigh(covariance * np.outer(inverse, inverse))
     order = np.argsort(values)[::-1]
     return std, np.clip(values[order], 0.0, None), vectors[:, order]
@@ -99,8 +104,7 @@ def fit_reduction(spark: SparkSession, moments: Moments, *, k: int | None, varia
     components = eigenvectors[:, :chosen]
     scaler, pca = _spark_models(spark, moments, std, components, explained[:chosen])
     # StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b.
-    inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
-    weights = inverse[:, None] * components
+    weights = _inverse(std)[:, None] * components
     return Reduction(PipelineModel(stages=[scaler, pca]), moments.mean, std, components, weights,
                      -(moments.mean @ weights), [float(v) for v in explained], moments.n)
 
