@@ -88,7 +88,7 @@ minikube-run: install ## minikube: install the chart with VALUES and follow the 
 
 minikube-report: install ## minikube: HTML report of the minikube run, read from MinIO
 	kubectl -n minio port-forward svc/minio 9000:9000 >/dev/null & pid=$$!; sleep 3; \
-	  $(MINIO_ENV) $(BIN)/fruitsctl report s3://fruits/runs/minikube; status=$$?; kill $$pid; exit $$status
+	  $(MINIO_ENV) $(BIN)/fruitsctl report s3://fruits/runs/minikube --s3-path-style; status=$$?; kill $$pid; exit $$status
 
 clean: ## Remove the virtual environment and local outputs
 	rm -rf $(VENV) fruits-output .pytest_cache bench/data

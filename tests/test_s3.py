@@ -172,9 +172,21 @@ def test_access_denied(spark, s3, uploaded, weights, monkeypatch):
 
 
 def test_report_and_evaluate_read_an_s3_output(s3_run, tmp_path):
-    result = runner.invoke(app, ["report", f"s3://{BUCKET}/runs/r1", "--to", str(tmp_path)])
+    # The job's own S3 options: the endpoint comes from $AWS_ENDPOINT_URL, like the job's.
+    result = runner.invoke(app, ["report", f"s3://{BUCKET}/runs/r1", "--to", str(tmp_path), "--s3-path-style"])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "report.html").read_text()
     assert page.count('src="data:image/jpeg;base64,') == 18 * 4  # thumbnails fetched from S3
-    evaluation = runner.invoke(app, ["evaluate", f"s3a://{BUCKET}/runs/r1", "--json", "--to", str(tmp_path)])
+    evaluation = runner.invoke(app, ["evaluate", f"s3a://{BUCKET}/runs/r1", "--json", "--to", str(tmp_path),
+                                     "--s3-path-style"])
     assert evaluation.exit_code == 0 and json.loads(evaluation.output)["accuracy"] >= 0.9
+
+
+def test_report_takes_its_s3_settings_from_a_config_file(s3_run, tmp_path):
+    settings = tmp_path / "s3.yaml"
+    settings.write_text("s3_path_style: true\ns3_credentials: static\n")
+    result = runner.invoke(app, ["evaluate", f"s3://{BUCKET}/runs/r1", "--json", "--config", str(settings),
+                                 "--to", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(result.output)
+    assert evaluation["train_images"] + evaluation["test_images"] == 648

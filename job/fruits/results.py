@@ -4,30 +4,16 @@ Only a run with a manifest is finished; anything else is refused with the reason
 """
 
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from fruits.config import DEFAULTS, JobConfig
 from fruits.errors import UserError
 from fruits.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
-from fruits.s3a import is_s3
-
-
-def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it; S3 honours the standard AWS variables."""
-    if is_s3(uri):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-        options = {"region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
-        if endpoint:
-            scheme, _, host = endpoint.rpartition("://")
-            options.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
-        return pafs.S3FileSystem(**options), uri.split("://", 1)[1].rstrip("/")
-    path = uri[len("file:"):] if uri.startswith("file:") else uri
-    return pafs.LocalFileSystem(), str(Path(path).resolve())
+from fruits.parquet_store import ParquetStore
 
 
 @dataclass
@@ -36,20 +22,22 @@ class RunResults:
     manifest: dict
     features: pa.Table  # path, label, split, pca (features left out: large and not needed)
     errors: pa.Table
-    fs: pafs.FileSystem
+    config: JobConfig  # its S3 settings reach the run's output and its input images
 
     def read_image(self, path: str) -> bytes | None:
         """Bytes of an input image named in the results, if it can still be reached."""
         try:
-            fs, inner = filesystem_for(path) if is_s3(path) else (pafs.LocalFileSystem(), path.split(":", 1)[-1])
-            with fs.open_input_file(inner) as handle:
+            image = ParquetStore.at(path, self.config)
+            with image.filesystem.open_input_file(image.root) as handle:
                 return handle.read()
         except (OSError, pa.ArrowException):
             return None
 
 
-def open_run(uri: str, columns=("path", "label", "split", "pca")) -> RunResults:
-    fs, root = filesystem_for(uri)
+def open_run(uri: str, config: JobConfig = DEFAULTS, columns=("path", "label", "split", "pca")) -> RunResults:
+    """A finished run's results, read with the same S3 settings as the job's (`config`)."""
+    store = ParquetStore.at(uri, config)
+    fs, root = store.filesystem, store.root
     try:
         info = fs.get_file_info([f"{root}/{MANIFEST}", f"{root}/{IN_PROGRESS}", root])
     except (OSError, pa.ArrowException) as exc:
@@ -66,4 +54,4 @@ def open_run(uri: str, columns=("path", "label", "split", "pca")) -> RunResults:
         manifest = json.loads(handle.read())
     features = pq.read_table(f"{root}/{FEATURES}", filesystem=fs, columns=list(columns))
     errors = pq.read_table(f"{root}/{ERRORS}", filesystem=fs)
-    return RunResults(uri, manifest, features, errors, fs)
+    return RunResults(uri, manifest, features, errors, config)

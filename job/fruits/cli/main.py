@@ -34,8 +34,8 @@ app = typer.Typer(
 app.command("run")(with_settings(run))
 app.command("upload")(upload)
 app.command("demo-data")(demo_data)
-app.command("report")(report)
-app.command("evaluate")(evaluate_command)
+app.command("report")(with_settings(report, job_prefix="s3_"))
+app.command("evaluate")(with_settings(evaluate_command, job_prefix="s3_"))
 app.command("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
 app.command("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
 for command, function in (("status", cluster.status), ("list", cluster.list_apps), ("logs", cluster.logs),

@@ -38,13 +38,15 @@ CONFIG_PARAMETER = inspect.Parameter(
 )
 
 
-def with_settings(command: Callable, cluster_class=None) -> Callable:
-    """Give `command(config=JobConfig, [cluster=ClusterConfig,] **own)` every option plus --config.
+def with_settings(command: Callable, cluster_class=None, job_prefix: str = "") -> Callable:
+    """Give `command(config=JobConfig, [cluster=ClusterConfig,] **own)` every option plus --config
+    (only the job options named `job_prefix...` where given, e.g. "s3_").
 
     The wrapped command's own keyword parameters stay as they are.
     """
     classes = [JobConfig] + ([cluster_class] if cluster_class else [])
-    names = {cls: list(options.fields_of(cls)) for cls in classes}
+    names = {cls: [n for n in options.fields_of(cls) if cls is not JobConfig or n.startswith(job_prefix)]
+             for cls in classes}
     own = [p for p in inspect.signature(command).parameters.values() if p.name not in ("config", "cluster")]
 
     def wrapper(**values: Any):

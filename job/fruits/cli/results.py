@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from fruits.cli.console import console, evaluation_table, report_summary
+from fruits.config import JobConfig
 from fruits.errors import UserError
 from fruits.evaluate import MAX_ROWS, evaluate
 from fruits.report import build_report
@@ -28,9 +29,9 @@ def _evaluate(results, sample: int | None, max_rows: int) -> dict:
     return evaluate(table["label"], table["split"], table["pca"], sample=sample, max_rows=max_rows)
 
 
-def report(output: OutputArg, to: ToOption = None) -> None:
+def report(output: OutputArg, to: ToOption = None, *, config: JobConfig) -> None:
     """Write a self-contained HTML report of a finished run and print its summary."""
-    results = open_run(output)
+    results = open_run(output, config)
     folder = _folder(to, results.manifest["run_id"])
     evaluation = None
     if results.features.num_rows <= MAX_ROWS:
@@ -48,9 +49,10 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
     sample: Annotated[Optional[int], typer.Option(min=10, help="Evaluate on this many random images.")] = None,
     max_rows: Annotated[int, typer.Option(min=10, help="Refuse outputs with more images than this.")] = MAX_ROWS,
+    *, config: JobConfig,
 ) -> None:
     """Train/test 1-NN accuracy on the PCA vectors: overall, per class, most confused pairs."""
-    results = open_run(output)
+    results = open_run(output, config)
     if results.features.num_rows < 4:
         raise UserError("The run has fewer than 4 images: too few to evaluate.")
     evaluation = _evaluate(results, sample, max_rows)
