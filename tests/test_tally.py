@@ -70,4 +70,4 @@ def test_empty_moments_merge_to_the_other_side():
     with pytest.raises(ValueError):
         from fruits.reduce import fit_reduction
 
-        fit_reduction(None, Moments.of(rows(1, 6)), k=None, variance=0.9)
+        fit_reduction(Moments.of(rows(1, 6)), k=None, variance=0.9)

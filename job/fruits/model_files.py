@@ -12,10 +12,14 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from pyspark.ml import PipelineModel
+from pyspark.ml.common import _py2java
+from pyspark.ml.feature import PCAModel, StandardScalerModel
+from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import SparkSession
 
 from fruits.parquet_store import ParquetStore
-from fruits.reduce import Reduction
+from fruits.reduce import FEATURES_VECTOR, PCA_VECTOR, Reduction
 
 _INTS = pa.list_(pa.field("element", pa.int32(), nullable=False))
 _DOUBLES = pa.list_(pa.field("element", pa.float64(), nullable=False))
@@ -60,15 +64,30 @@ def _stage_data(spark: SparkSession, columns: dict[str, pa.StructArray]) -> pa.T
         metadata={"org.apache.spark.sql.parquet.row.metadata": json.dumps(spark_schema)}))
 
 
+def _stages(spark: SparkSession, k: int) -> list:
+    """The two stages with their params, for Spark's own metadata writer. Their JVM objects
+    hold 1-element placeholders: the metadata holds params only, and the real vectors and
+    matrix (written as the stages' data) would cost a py4j copy of d x k doubles."""
+    sc, jvm = spark.sparkContext, spark.sparkContext._jvm
+    one = _py2java(sc, DenseVector([1.0]))
+    scaler = StandardScalerModel(jvm.org.apache.spark.ml.feature.StandardScalerModel(
+        StandardScalerModel._randomUID(), one, one))
+    scaler._set(inputCol=FEATURES_VECTOR, outputCol="scaled", withMean=True, withStd=True)
+    pca = PCAModel(jvm.org.apache.spark.ml.feature.PCAModel(
+        PCAModel._randomUID(), _py2java(sc, DenseMatrix(1, 1, [1.0])), one))
+    pca._set(inputCol="scaled", outputCol=PCA_VECTOR, k=k)
+    return [scaler, pca]
+
+
 def save_pipeline_model(spark: SparkSession, reduction: Reduction, store: ParquetStore, folder: str) -> None:
-    """Write `reduction.model` (its StandardScalerModel and PCAModel) under store/folder,
-    the parameters taken from the NumPy arrays it was built from."""
+    """Write the reduction as a Spark ML PipelineModel (StandardScalerModel -> PCAModel) under
+    store/folder: Spark's metadata for the stages' params, their data from the NumPy arrays."""
     jvm, sc = spark.sparkContext._jvm, spark.sparkContext._jsc.sc()
-    model = reduction.model
+    stages = _stages(spark, reduction.k)
     explained = np.asarray(reduction.explained_variance[: reduction.k])
     data = [{"std": _vector(reduction.std), "mean": _vector(reduction.mean)},
             {"pc": _matrix(reduction.components), "explainedVariance": _vector(explained)}]
-    for index, (stage, columns) in enumerate(zip(model.stages, data)):
+    for index, (stage, columns) in enumerate(zip(stages, data)):
         stage._transfer_params_to_java()
         metadata = jvm.org.apache.spark.ml.util.DefaultParamsWriter.getMetadataToSave(
             stage._java_obj, sc, jvm.scala.Option.empty(), jvm.scala.Option.empty())
@@ -76,6 +95,6 @@ def save_pipeline_model(spark: SparkSession, reduction: Reduction, store: Parque
         store.write_text(f"{stage_folder}/metadata/part-00000", metadata)
         store.write(f"{stage_folder}/data/part-00000.parquet", _stage_data(spark, columns))
     pipeline = {"class": "org.apache.spark.ml.PipelineModel", "timestamp": int(time.time() * 1000),
-                "sparkVersion": spark.version, "uid": model.uid,
-                "paramMap": {"stageUids": [stage.uid for stage in model.stages]}, "defaultParamMap": {}}
+                "sparkVersion": spark.version, "uid": PipelineModel._randomUID(),
+                "paramMap": {"stageUids": [stage.uid for stage in stages]}, "defaultParamMap": {}}
     store.write_text(f"{folder}/metadata/part-00000", json.dumps(pipeline, separators=(",", ":")))

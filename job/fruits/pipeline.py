@@ -144,7 +144,7 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         )
 
     with clock.stage("reduce"):
-        reduction = fit_reduction(spark, tally.moments, k=config.k, variance=config.variance)
+        reduction = fit_reduction(tally.moments, k=config.k, variance=config.variance)
 
     with clock.stage("write"):
         write_errors()

@@ -13,10 +13,7 @@ from typing import Iterator
 
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.ml.common import _py2java
-from pyspark.ml.feature import PCAModel, StandardScalerModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits.moments import Moments
@@ -30,8 +27,8 @@ PCA_VECTOR = "pca_vector"
 
 @dataclass(frozen=True)
 class Reduction:
-    model: PipelineModel  # the Spark ML form, saved with the run
-    mean: np.ndarray  # (d,) the scaler's parameters and the PCA's, as NumPy arrays
+    """The fitted scaler + PCA as NumPy arrays (fruits.model_files saves them in Spark ML's form)."""
+    mean: np.ndarray  # (d,) the scaler's parameters and the PCA's
     std: np.ndarray  # (d,)
     components: np.ndarray  # (d, k)
     weights: np.ndarray  # (d, k): scaling and components in one matrix, so pca = x @ weights + bias
@@ -74,26 +71,7 @@ def standardized_pca(moments: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return std, np.clip(values[order], 0.0, None), vectors[:, order]
 
 
-def _spark_models(spark, moments: Moments, std: np.ndarray, components: np.ndarray, explained: np.ndarray):
-    """StandardScalerModel and PCAModel from computed parameters (their JVM constructors
-    are package-private in Scala, hence public in bytecode)."""
-    sc, jvm = spark.sparkContext, spark.sparkContext._jvm
-    java_scaler = jvm.org.apache.spark.ml.feature.StandardScalerModel(
-        StandardScalerModel._randomUID(), _py2java(sc, DenseVector(std)),
-        _py2java(sc, DenseVector(moments.mean)))
-    scaler = StandardScalerModel(java_scaler)
-    scaler._set(inputCol=FEATURES_VECTOR, outputCol="scaled", withMean=True, withStd=True)
-    d, k = components.shape
-    java_pca = jvm.org.apache.spark.ml.feature.PCAModel(
-        PCAModel._randomUID(),
-        _py2java(sc, DenseMatrix(d, k, components.flatten(order="F").tolist())),
-        _py2java(sc, DenseVector(explained)))
-    pca = PCAModel(java_pca)
-    pca._set(inputCol="scaled", outputCol=PCA_VECTOR, k=k)
-    return scaler, pca
-
-
-def fit_reduction(spark: SparkSession, moments: Moments, *, k: int | None, variance: float) -> Reduction:
+def fit_reduction(moments: Moments, *, k: int | None, variance: float) -> Reduction:
     """Scaler + PCA from the moments of the features, k given or chosen by `variance`."""
     if moments.n < 2:
         raise ValueError("PCA needs the moments of at least 2 rows")
@@ -102,11 +80,10 @@ def fit_reduction(spark: SparkSession, moments: Moments, *, k: int | None, varia
     explained = eigenvalues / total if total > 0 else np.zeros_like(eigenvalues)
     chosen = min(k, len(explained)) if k is not None else choose_k(explained, variance)
     components = eigenvectors[:, :chosen]
-    scaler, pca = _spark_models(spark, moments, std, components, explained[:chosen])
     # StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b.
     weights = _inverse(std)[:, None] * components
-    return Reduction(PipelineModel(stages=[scaler, pca]), moments.mean, std, components, weights,
-                     -(moments.mean @ weights), [float(v) for v in explained], moments.n)
+    return Reduction(moments.mean, std, components, weights, -(moments.mean @ weights),
+                     [float(v) for v in explained], moments.n)
 
 
 def project_staged(spark: SparkSession, store: ParquetStore, partitions: list[int], reduction: Reduction,
