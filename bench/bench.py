@@ -96,6 +96,10 @@ class PeakRss:
     """Peak RSS of this driver process + its JVM, and of the largest Python worker."""
 
     def __init__(self):
+        from fruits.spark_session import JOB_SPARK_CONF
+
+        # Python workers are forks of the daemon: they share its command line.
+        self._worker_module = JOB_SPARK_CONF["spark.python.daemon.module"]
         self.driver = self.worker = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -104,7 +108,7 @@ class PeakRss:
         while not self._stop.wait(0.2):
             tree = _descendants(os.getpid())
             jvm = sum(_rss_mb(p) for p, cmd in tree.items() if "java" in cmd.split(" ")[0])
-            workers = [_rss_mb(p) for p, cmd in tree.items() if "pyspark.daemon" in cmd or "pyspark.worker" in cmd]
+            workers = [_rss_mb(p) for p, cmd in tree.items() if self._worker_module in cmd]
             self.driver = max(self.driver, _rss_mb(os.getpid()) + jvm)
             self.worker = max([self.worker, *workers])
 
