@@ -46,7 +46,8 @@ class JobConfig:
     )
     batch_size: int = option(64, "Images per model.predict batch inside each Spark task.", low=1, high=4096)
     partitions: int | None = option(
-        None, "Spark partitions to featurize in (default: Spark's split of the input files).", low=1, high=1_000_000
+        None, "Featurize tasks; the file scan packs the images into them (default: whole waves "
+        "across the cores, a few thousand images a task at most).", low=1, high=1_000_000
     )
     seed: int = option(42, "Seed for the fit sample.", low=0, high=2**31 - 1)
     overwrite: bool = option(False, "Replace an existing complete output (one with a manifest).")
