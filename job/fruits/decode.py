@@ -60,7 +60,7 @@ _FAST_COLORSPACES = ("YCbCr", "Gray")  # what libjpeg-turbo turns into RGB as Pi
 def _fast_jpeg(data: bytes, size: int) -> np.ndarray | None:
     """The fast path's result, or None where Pillow must decode (the same pixels either way:
     libjpeg-turbo with Pillow's settings, then Pillow's own resize)."""
-    if not data.startswith(_JPEG_START) or _EXIF in data[:65536]:
+    if not data.startswith(_JPEG_START) or data.find(_EXIF, 0, 65536) >= 0:
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)

@@ -4,7 +4,7 @@ Only a run with a manifest is finished; anything else is refused with the reason
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -14,6 +14,7 @@ from fruits.config import DEFAULTS, JobConfig
 from fruits.errors import UserError
 from fruits.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
 from fruits.parquet_store import ParquetStore
+from fruits.s3a import is_s3
 
 
 @dataclass
@@ -23,15 +24,27 @@ class RunResults:
     features: pa.Table  # path, label, split, pca (features left out: large and not needed)
     errors: pa.Table
     config: JobConfig  # its S3 settings reach the run's output and its input images
+    _buckets: dict = field(default_factory=dict, repr=False)  # bucket -> its store (one region lookup)
 
     def read_image(self, path: str) -> bytes | None:
         """Bytes of an input image named in the results, if it can still be reached."""
         try:
-            image = ParquetStore.at(path, self.config)
-            with image.filesystem.open_input_file(image.root) as handle:
+            fs, inner = self._locate(path)
+            with fs.open_input_file(inner) as handle:
                 return handle.read()
         except (OSError, pa.ArrowException):
             return None
+
+    def _locate(self, path: str) -> tuple[pafs.FileSystem, str]:
+        """An input image's filesystem and path in it; S3 stores are made once per bucket
+        (making one may look up the bucket's region)."""
+        if not is_s3(path):
+            local = ParquetStore.at(path, self.config)
+            return local.filesystem, local.root
+        bucket, _, key = path.split("://", 1)[1].partition("/")
+        if bucket not in self._buckets:
+            self._buckets[bucket] = ParquetStore.at(f"s3://{bucket}", self.config)
+        return self._buckets[bucket].filesystem, self._buckets[bucket].path(key)
 
 
 def open_run(uri: str, config: JobConfig = DEFAULTS, columns=("path", "label", "split", "pca")) -> RunResults:
