@@ -15,7 +15,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -166,10 +165,11 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str) -> d
 
     from fruits.config import build_config
     from fruits.pipeline import run_job
+    from fruits.runtimes import local_cache_dir
     from fruits.spark_session import local_spark
 
     # A truly cold start, like a fresh executor pod: no converted TFLite model on disk yet.
-    shutil.rmtree(Path(tempfile.gettempdir()) / "fruits-tflite", ignore_errors=True)
+    shutil.rmtree(local_cache_dir(), ignore_errors=True)
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
     runs, accuracy = [], None
     with PeakRss() as rss:

@@ -36,6 +36,14 @@ def test_the_baked_weights_are_for_the_default_image_size():
     assert arg("IMAGE_SIZE") == str(DEFAULTS.image_size)
 
 
+def test_the_image_bakes_the_converted_model_where_workers_look_for_it():
+    from fruits.runtimes import BAKED_DIR_ENV
+
+    assert "python -m fruits.runtimes /opt/fruits/tflite" in DOCKERFILE  # the default model and size
+    assert "COPY --from=build /opt/fruits/tflite /opt/fruits/tflite" in DOCKERFILE
+    assert f"{BAKED_DIR_ENV}=/opt/fruits/tflite" in DOCKERFILE
+
+
 def test_python_dependencies_and_jars_come_from_the_project_definitions():
     assert "pip install --no-cache-dir /src" in DOCKERFILE  # the pins of pyproject.toml, nothing restated
     assert not re.search(r"pip install[^\n]*==", DOCKERFILE)

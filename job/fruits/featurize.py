@@ -7,6 +7,7 @@ task; a module global lives as long as the reused Python worker (GUIDE.md).
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterator
 
 import numpy as np
@@ -20,7 +21,7 @@ from fruits.decode import BadImage, decode_image
 from fruits.errors import worker_user_error
 from fruits.output import ERRORS, STAGED, STAGED_SCHEMA, part_file
 from fruits.parquet_store import ParquetStore
-from fruits.runtimes import RUNTIMES, weights_identity
+from fruits.runtimes import KerasRuntime, TFLiteRuntime, converted_model, converted_name
 from fruits.tally import PartitionTally
 from fruits.vectors import to_arrow
 
@@ -52,22 +53,29 @@ def load_model(backbone: Backbone, image_size: int, weights: str, threads: int =
     key = (backbone.name, image_size, weights, runtime)
     if key not in _MODELS:
         _match_tf_threads(threads)
-        try:
-            model = backbone.build(image_size, weights)
-        except Exception as exc:  # noqa: BLE001 - every cause here is a settings problem
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if weights == "imagenet":
-                raise worker_user_error(
-                    f"Could not get the ImageNet weights for {backbone.name} ({reason}); without internet "
-                    "access pass --weights PATH to a Keras weights file."
-                ) from None
-            raise worker_user_error(
-                f"Could not load weights {weights!r} into {backbone.name} at {image_size}px ({reason}); "
-                "check that the file holds weights for this --model."
-            ) from None
-        cache_key = f"{backbone.name}|{image_size}|{weights_identity(weights)}"
-        _MODELS[key] = RUNTIMES[runtime](model, threads, cache_key)
+        build = partial(_build, backbone, image_size, weights)
+        if runtime == "tflite":  # a converted model on disk spares building the Keras one
+            converted = converted_model(converted_name(backbone.name, image_size, weights), build)
+            _MODELS[key] = TFLiteRuntime(converted, threads)
+        else:
+            _MODELS[key] = KerasRuntime(build(), threads)
     return _MODELS[key]
+
+
+def _build(backbone: Backbone, image_size: int, weights: str):
+    try:
+        return backbone.build(image_size, weights)
+    except Exception as exc:  # noqa: BLE001 - every cause here is a settings problem
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if weights == "imagenet":
+            raise worker_user_error(
+                f"Could not get the ImageNet weights for {backbone.name} ({reason}); without internet "
+                "access pass --weights PATH to a Keras weights file."
+            ) from None
+        raise worker_user_error(
+            f"Could not load weights {weights!r} into {backbone.name} at {image_size}px ({reason}); "
+            "check that the file holds weights for this --model."
+        ) from None
 
 
 def padded_size(count: int, batch_size: int) -> int:

@@ -1,20 +1,31 @@
-"""Inference runtimes for a built Keras backbone: one call, a float32 batch in, features out.
+"""Inference runtimes for a backbone: one call, a float32 batch in, features out.
 
-`tflite` converts the model to TensorFlow Lite and runs it with the XNNPACK CPU kernels:
-3.4x the images/s of TensorFlow's own kernels for MobileNetV2 at 128 px on one core here,
-with features equal to 3e-5. `tf` runs the Keras model itself.
+`tflite` runs the model converted to TensorFlow Lite with the XNNPACK CPU kernels: 3.4x
+the images/s of TensorFlow's own kernels for MobileNetV2 at 128 px on one core here, with
+features equal to 3e-5. `tf` runs the Keras model itself.
+
+Converting costs ~11 s of a core (plus ~2 s to build the Keras model it starts from), in
+every Python worker of a fresh executor pod. So converted models are kept: in the image,
+baked at build time (`python -m fruits.runtimes DIR`, read through $FRUITS_TFLITE_DIR),
+and on local disk after a first conversion. A worker that finds one never builds Keras.
+
+    python -m fruits.runtimes DIR   # convert the default model and size (ImageNet weights) into DIR
 """
 
 import hashlib
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+BAKED_DIR_ENV = "FRUITS_TFLITE_DIR"  # read-only folder of converted models (the image's)
+
 
 class KerasRuntime:
-    def __init__(self, model, threads: int, cache_key: str = ""):
+    def __init__(self, model, threads: int):
         self.model = model
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -24,10 +35,10 @@ class KerasRuntime:
 
 
 class TFLiteRuntime:
-    def __init__(self, model, threads: int, cache_key: str = ""):
+    def __init__(self, converted: bytes, threads: int):
         import tensorflow as tf
 
-        self._interpreter = tf.lite.Interpreter(model_content=_tflite_bytes(model, cache_key), num_threads=threads)
+        self._interpreter = tf.lite.Interpreter(model_content=converted, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._shape: tuple | None = None
@@ -42,30 +53,60 @@ class TFLiteRuntime:
         return self._interpreter.get_tensor(self._output).copy()
 
 
-def _tflite_bytes(model, cache_key: str) -> bytes:
-    """The converted model, cached on local disk so that the other Python workers of this
-    machine (and later runs) skip the conversion."""
-    import tensorflow as tf
-
-    cache = Path(tempfile.gettempdir()) / "fruits-tflite"
-    target = cache / (hashlib.sha256(f"{cache_key}|{tf.__version__}".encode()).hexdigest()[:32] + ".tflite")
-    if cache_key and target.is_file():
-        return target.read_bytes()
-    converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    if cache_key:
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(converted)
-        os.replace(partial, target)  # atomic: readers never see half a file
-    return converted
-
-
-RUNTIMES = {"tflite": TFLiteRuntime, "tf": KerasRuntime}
-
-
 def weights_identity(weights: str) -> str:
     """What identifies a weights file's content cheaply (path, size, mtime)."""
     if weights == "imagenet" or not os.path.isfile(weights):
         return weights
     stat = os.stat(weights)
     return f"{os.path.abspath(weights)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def converted_name(backbone: str, image_size: int, weights: str) -> str:
+    """The file name of a converted model: its settings, weights and TensorFlow version."""
+    import tensorflow as tf
+
+    key = f"{backbone}|{image_size}|{weights_identity(weights)}|{tf.__version__}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32] + ".tflite"
+
+
+def local_cache_dir() -> Path:
+    """Where workers keep the models they converted (shared by the machine's workers and runs)."""
+    return Path(tempfile.gettempdir()) / "fruits-tflite"
+
+
+def converted_model(name: str, build: Callable[[], object]) -> bytes:
+    """The TFLite model called `name`: baked, cached on local disk, or converted from the
+    Keras model `build()` returns (then cached, so this machine's other workers skip it)."""
+    import tensorflow as tf
+
+    for folder in filter(None, (os.environ.get(BAKED_DIR_ENV), local_cache_dir())):
+        if (Path(folder) / name).is_file():
+            return (Path(folder) / name).read_bytes()
+    converted = tf.lite.TFLiteConverter.from_keras_model(build()).convert()
+    _write_atomically(local_cache_dir() / name, converted)
+    return converted
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, target)  # readers never see half a file
+
+
+def bake(folder: str, backbone: str, image_size: int, weights: str) -> Path:
+    """Convert one model into `folder` (for $FRUITS_TFLITE_DIR); returns the file written."""
+    from fruits.backbones import BACKBONES
+
+    name = converted_name(backbone, image_size, weights)
+    target = Path(folder) / name
+    _write_atomically(target, converted_model(name, lambda: BACKBONES[backbone].build(image_size, weights)))
+    return target
+
+
+if __name__ == "__main__":
+    from fruits.config import DEFAULTS
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m fruits.runtimes DIR")
+    print(bake(sys.argv[1], DEFAULTS.model, DEFAULTS.image_size, DEFAULTS.weights))

@@ -1,0 +1,42 @@
+"""Converted TFLite models: baked for the image, kept on local disk, and never rebuilt from
+Keras when one is found."""
+
+import numpy as np
+import pytest
+
+from fruits import featurize, runtimes
+from fruits.backbones import BACKBONES, Backbone
+
+
+@pytest.fixture
+def no_loaded_models(monkeypatch):
+    monkeypatch.setattr(featurize, "_MODELS", {})
+
+
+def test_a_baked_model_serves_a_worker_that_never_builds_keras(tmp_path, weights, monkeypatch, no_loaded_models):
+    baked = runtimes.bake(str(tmp_path / "baked"), "mobilenet_v2", 96, weights)
+    assert baked.parent == tmp_path / "baked" and baked.stat().st_size > 1_000_000
+
+    monkeypatch.setenv(runtimes.BAKED_DIR_ENV, str(baked.parent))
+    monkeypatch.setattr(runtimes, "local_cache_dir", lambda: tmp_path / "fresh-pod-cache")
+    monkeypatch.setattr(Backbone, "build", lambda *args: pytest.fail("built Keras despite a baked model"))
+    predict = featurize.load_model(BACKBONES["mobilenet_v2"], 96, weights)
+    images = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    features = featurize.featurize_batch(predict, BACKBONES["mobilenet_v2"], images, 4)
+    assert features.shape == (3, 1280) and features.std() > 0.05
+    assert not (tmp_path / "fresh-pod-cache").exists()  # nothing converted, nothing cached
+
+
+def test_a_first_conversion_is_cached_for_the_machines_other_workers(tmp_path, weights, monkeypatch,
+                                                                     no_loaded_models):
+    monkeypatch.delenv(runtimes.BAKED_DIR_ENV, raising=False)
+    monkeypatch.setattr(runtimes, "local_cache_dir", lambda: tmp_path / "cache")
+    built = []
+    real_build = Backbone.build
+    monkeypatch.setattr(Backbone, "build", lambda self, *args: built.append(args) or real_build(self, *args))
+    featurize.load_model(BACKBONES["mobilenet_v2"], 32, weights)
+    assert len(built) == 1 and len(list((tmp_path / "cache").glob("*.tflite"))) == 1
+
+    featurize._MODELS.clear()  # another worker process on the same machine
+    featurize.load_model(BACKBONES["mobilenet_v2"], 32, weights)
+    assert len(built) == 1
