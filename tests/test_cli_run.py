@@ -95,31 +95,18 @@ def test_spark_submit_entry_point_reports_user_errors_with_exit_2(tmp_path):
     assert "Traceback" not in printed
 
 
-def test_the_progress_bar_counts_images_while_featurize_runs(spark, demo_dir):
-    """Executors report the images read with each heartbeat; the bar follows them live."""
-    import threading
-    import time
-
+def test_the_progress_bar_counts_images_as_the_workers_finish_each_batch(spark, demo_dir, weights, tmp_path):
+    """The Python workers report every batch of images they finish (not once per task): the
+    bar moves while a task runs."""
     from rich.console import Console
 
-    from fruits.ingest import read_images
+    from fruits.config import build_config
+    from fruits.pipeline import run_job
     from fruits.progress import SparkProgress
-    from fruits.spark_session import session_conf
-
-    def slowly(batches):
-        for batch in batches:
-            time.sleep(0.5)
-            yield batch.select(["path"])
 
     progress = SparkProgress(spark, Console(file=open(os.devnull, "w")))
-    job = threading.Thread(target=lambda: read_images(spark, str(demo_dir)).mapInArrow(slowly, "path string")
-                           .collect())
-    seen = []
-    with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "8"}):
-        job.start()
-        while job.is_alive():
-            seen.append(progress._records_read())
-            time.sleep(0.2)
-    assert None not in seen
-    assert any(0 < count < 24 * len(DEMO_CLASSES) for count in seen), seen  # counted mid-stage
-
+    config = build_config({"input": str(demo_dir), "output": str(tmp_path / "o"), "weights": weights,
+                           "batch_size": 8, "partitions": 2})
+    run_job(spark, config, progress)
+    images = 24 * len(DEMO_CLASSES)
+    assert progress.reported["featurize"] == (images, 2 * 8)  # 60 images a task: 7 batches of 8, then 1 of 4

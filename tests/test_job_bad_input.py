@@ -75,7 +75,7 @@ def test_odd_but_valid_image_is_featurized(odd_run, name):
 
 def test_manifest_counts_the_failures(odd_run):
     _, manifest, features, errors = odd_run
-    assert manifest["counts"] == {"read": 20, "ok": 16, "failed": 4}
+    assert manifest["counts"] == {"read": 20, "ok": 16, "failed": 4, "skipped": {"not an image (extension)": 1}}
     assert len(features) == 16 and len(errors) == 4
 
 
@@ -121,7 +121,7 @@ def test_a_finished_output_is_never_silently_overwritten(spark, odd_run, odd_dat
 
 def test_a_foreign_folder_is_not_taken_over(spark, odd_dataset, tmp_path, weights):
     (tmp_path / "thesis.tex").write_text("precious")
-    with pytest.raises(UserError, match="not empty and is not a Fruits run"):
+    with pytest.raises(UserError, match=r"holds entries this job did not write \('thesis.tex'\)"):
         run_job(spark, config_for(odd_dataset, tmp_path, weights))
     assert (tmp_path / "thesis.tex").read_text() == "precious"
 

@@ -78,6 +78,10 @@ def build_config(*layers: Mapping[str, Any], other_names: Iterable[str] = ()) ->
     merged = merge_layers(JobConfig, layers, other_names)
     if "k" in merged and "variance" in merged:
         raise UserError("Give either --variance or --k, not both.")
+    backbone = BACKBONES[merged.get("model", DEFAULTS.model)]
+    if merged.get("k") is not None and merged["k"] > backbone.feature_dim:
+        raise UserError(f"--k {merged['k']} is more than the {backbone.feature_dim} features of {backbone.name}: "
+                        f"give --k {backbone.feature_dim} or less, or choose k by --variance.")
     weights = merged.get("weights", DEFAULTS.weights)
     if weights != "imagenet" and "://" not in weights and not Path(weights).is_file():
         raise UserError(

@@ -5,6 +5,7 @@ closure (or anything in __main__) with every task, which would rebuild the model
 task; a module global lives as long as the reused Python worker (GUIDE.md).
 """
 
+import errno
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -13,21 +14,19 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.accumulators import Accumulator
-from pyspark.sql import DataFrame
 
 from fruits.backbones import BACKBONES, Backbone
 from fruits.config import JobConfig
 from fruits.decode import BadImage, decode_image
 from fruits.errors import worker_user_error
-from fruits.output import ERRORS, STAGED, STAGED_SCHEMA, part_file
-from fruits.parquet_store import ParquetStore
+from fruits.output import DESCRIBED_SCHEMA, ERRORS, STAGED, STAGED_SCHEMA, part_file
+from fruits.progress_counter import ImageCounterAddress, ImageReporter
+from fruits.storage import Store
 from fruits.runtimes import KerasRuntime, TFLiteRuntime, converted_model, converted_name
 from fruits.tally import PartitionTally
 from fruits.vectors import to_arrow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-_DONE_SCHEMA = pa.schema([("partition", pa.int32()), ("rows", pa.int64())])  # a task's one output row
 
 _MODELS: dict[tuple, object] = {}
 _THREADS_SET = False
@@ -113,68 +112,90 @@ def featurize_batch(predict, backbone: Backbone, images: np.ndarray, batch_size:
 
 @dataclass
 class FeaturizedBatch:
-    features: pa.RecordBatch  # path, label, split, features: the images that decoded
-    errors: pa.RecordBatch  # path, label, split, error: the files that did not
+    features: pa.Table  # path, label, split, features: the images that decoded
+    errors: pa.Table  # path, label, split, error: the files that could not be read or decoded
     vectors: np.ndarray  # the features column as a (rows, dim) matrix
 
 
-def featurize_record_batch(batch: pa.RecordBatch, model, backbone: Backbone, config: JobConfig) -> FeaturizedBatch:
-    """One Arrow batch of (path, content, label, split) -> feature rows and error rows.
-
-    Arrow in, Arrow out: path/label/split pass through without copies and the features
-    leave as one flat float32 buffer, with no per-row Python objects on the way.
-    """
-    rows = batch.num_rows
-    images = np.empty((rows, config.image_size, config.image_size, 3), dtype=np.uint8)
-    ok, errors = np.zeros(rows, dtype=bool), []
-    for i, data in enumerate(batch.column("content").to_pylist()):
+def featurize_files(rows: list[tuple], contents: list, model, backbone: Backbone, config: JobConfig) -> FeaturizedBatch:
+    """(path, label, split) rows and their contents (bytes, or the OSError of reading them)
+    -> feature rows and error rows."""
+    images = np.empty((len(rows), config.image_size, config.image_size, 3), dtype=np.uint8)
+    ok, reasons = np.zeros(len(rows), dtype=bool), []
+    for i, data in enumerate(contents):
         try:
+            if isinstance(data, OSError):
+                raise BadImage(f"cannot read: {data.strerror or data}")
             images[i] = decode_image(data, config.image_size)
             ok[i] = True
         except BadImage as exc:
-            errors.append(str(exc))
+            reasons.append(str(exc))
     vectors = featurize_batch(model, backbone, images[ok], config.batch_size) if ok.any() \
         else np.zeros((0, backbone.feature_dim), dtype=np.float32)
-    described = batch.select(["path", "label", "split"])
+    paths, labels, splits = (list(column) for column in zip(*rows))
+    described = pa.table([paths, labels, splits], schema=DESCRIBED_SCHEMA)
     good, bad = described.filter(pa.array(ok)), described.filter(pa.array(~ok))
     return FeaturizedBatch(good.append_column("features", to_arrow(vectors)),
-                           bad.append_column("error", pa.array(errors, type=pa.string())), vectors)
+                           bad.append_column("error", pa.array(reasons, type=pa.string())), vectors)
 
 
-def featurize(images: DataFrame, config: JobConfig, store: ParquetStore, tally: Accumulator) -> list[int]:
-    """Spark stage: labelled (path, content) rows -> in `store` (the run's output), one staged
-    Parquet file of features per partition (STAGED_SCHEMA), and one of error rows
-    (ERROR_SCHEMA) for each partition where some files did not decode.
+def plan_tasks(listing: pa.Table, partitions: int) -> list[list[tuple]]:
+    """The listing cut into `partitions` contiguous runs of (path, label, split), equal in
+    count to one image: the same listing always gives the same tasks."""
+    rows = list(zip(*(listing.column(name).to_pylist() for name in ("path", "label", "split"))))
+    partitions = max(1, min(partitions, len(rows)))
+    bounds = [len(rows) * i // partitions for i in range(partitions + 1)]
+    return [rows[bounds[i]:bounds[i + 1]] for i in range(partitions)]
+
+
+def featurize(spark, tasks: list[list[tuple]], config: JobConfig, source: Store, store: Store, tally: Accumulator,
+              progress: ImageCounterAddress | None = None) -> list[int]:
+    """Spark stage: each task reads its images from `source`, and writes to `store` (the run's
+    output) one staged Parquet file of features (STAGED_SCHEMA), and one of error rows
+    (ERROR_SCHEMA) where some files could not be read or decoded.
 
     Each task adds its partition's counts and feature moments to `tally` (a RunTally
     accumulator). Returns the partitions that staged a file.
     """
     backbone = BACKBONES[config.model]
 
-    def featurize_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def featurize_partition(partition: int, rows: list[tuple]) -> Iterator[tuple[int, int]]:
         from pyspark import TaskContext
 
         context = TaskContext.get()
         threads = context.cpus() if context else 1
-        partition = context.partitionId() if context else 0
         counts = PartitionTally(partition, config.fit_fraction, config.seed)
         model, errors = None, []
-        with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
-            for batch in batches:
-                if model is None:
-                    model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
-                featurized = featurize_record_batch(batch, model, backbone, config)
-                counts.add(featurized.features.column("label").to_pylist(),
-                           featurized.features.column("split").to_pylist(), featurized.vectors,
-                           featurized.errors.num_rows)
-                features.write_batch(featurized.features)
-                if featurized.errors.num_rows:
-                    errors.append(featurized.errors)
-        if errors:
-            store.write(f"{ERRORS}/{part_file(partition)}", pa.Table.from_batches(errors))
+        report = ImageReporter(progress)
+        try:
+            with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
+                contents = source.read_many([row[0] for row in rows])
+                for start in range(0, len(rows), config.batch_size):
+                    chunk = rows[start:start + config.batch_size]
+                    if model is None:
+                        model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
+                    featurized = featurize_files(chunk, [next(contents) for _ in chunk], model, backbone, config)
+                    counts.add(featurized.features.column("label").to_pylist(),
+                               featurized.features.column("split").to_pylist(), featurized.vectors,
+                               featurized.errors.num_rows)
+                    features.write_table(featurized.features)
+                    if featurized.errors.num_rows:
+                        errors.append(featurized.errors)
+                    report.images(len(chunk))
+            if errors:
+                store.write(f"{ERRORS}/{part_file(partition)}", pa.concat_tables(errors))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+                raise worker_user_error(f"A disk is full (No space left on device) while writing {store.uri!r}: "
+                                        "free some space, or choose an --output on a larger disk.") from None
+            raise
         tally.add(counts.result())
-        yield pa.RecordBatch.from_pydict({"partition": [partition], "rows": [counts.ok]}, schema=_DONE_SCHEMA)
+        yield partition, counts.ok
 
-    done = images.select("path", "content", "label", "split").mapInArrow(
-        featurize_partition, "partition int, rows long").collect()
-    return sorted(row["partition"] for row in done if row["rows"])
+    def featurize_partitions(indexed: Iterator[tuple[int, list[tuple]]]) -> Iterator[tuple[int, int]]:
+        for partition, rows in indexed:
+            yield from featurize_partition(partition, rows)
+
+    done = spark.sparkContext.parallelize(list(enumerate(tasks)), len(tasks)).mapPartitions(
+        featurize_partitions).collect()
+    return sorted(partition for partition, ok in done if ok)

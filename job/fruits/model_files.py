@@ -18,7 +18,7 @@ from pyspark.ml.feature import PCAModel, StandardScalerModel
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import SparkSession
 
-from fruits.parquet_store import ParquetStore
+from fruits.storage import Store
 from fruits.reduce import FEATURES_VECTOR, PCA_VECTOR, Reduction
 
 _INTS = pa.list_(pa.field("element", pa.int32(), nullable=False))
@@ -79,7 +79,7 @@ def _stages(spark: SparkSession, k: int) -> list:
     return [scaler, pca]
 
 
-def save_pipeline_model(spark: SparkSession, reduction: Reduction, store: ParquetStore, folder: str) -> None:
+def save_pipeline_model(spark: SparkSession, reduction: Reduction, store: Store, folder: str) -> None:
     """Write the reduction as a Spark ML PipelineModel (StandardScalerModel -> PCAModel) under
     store/folder: Spark's metadata for the stages' params, their data from the NumPy arrays."""
     jvm, sc = spark.sparkContext._jvm, spark.sparkContext._jsc.sc()

@@ -1,27 +1,35 @@
-"""The output folder of a run, and the rule that only a manifest makes it complete.
+"""The output folder of a run, the rule that only a manifest makes it complete, and the rule
+that a run deletes only what a run wrote.
 
 Layout under OUTPUT (a folder or an s3a:// prefix):
     features/        Parquet: path, label, split, features, pca (part-NNNNN.parquet, one per task)
-    errors/          Parquet: path, label, split, error (files that could not be decoded)
+    errors/          Parquet: path, label, split, error (files that could not be read or decoded)
     _staging/        features before the PCA is fitted (removed before the manifest)
     model/           Spark ML PipelineModel (StandardScaler + PCA)
     manifest.json    written last: its presence is what says the run finished
     _RUN_IN_PROGRESS marker present while a run writes (removed after the manifest)
+
+Nothing else is ever deleted: an output folder that holds any other entry is refused,
+with or without --overwrite, and so is an output that overlaps the input.
 """
 
+import datetime as dt
 import json
+import os
 
 import pyarrow as pa
-from pyspark.sql import SparkSession
+import pyarrow.fs as pafs
 
 from fruits.errors import UserError
-from fruits.storage import HadoopFS
+from fruits.storage import TEMPORARY_PREFIX, Store
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = "_RUN_IN_PROGRESS"
 FEATURES, ERRORS, MODEL, STAGED = "features", "errors", "model", "_staging"
+RUN_ENTRIES = (FEATURES, ERRORS, MODEL, STAGED, MANIFEST, IN_PROGRESS)  # all a run writes at the top
 
 _DESCRIBED = [("path", pa.string()), ("label", pa.string()), ("split", pa.string())]
+DESCRIBED_SCHEMA = pa.schema(_DESCRIBED)
 STAGED_SCHEMA = pa.schema([*_DESCRIBED, ("features", pa.list_(pa.float32()))])
 FEATURES_SCHEMA = pa.schema([*_DESCRIBED, ("features", pa.list_(pa.float32())), ("pca", pa.list_(pa.float32()))])
 ERROR_SCHEMA = pa.schema([*_DESCRIBED, ("error", pa.string())])
@@ -32,10 +40,43 @@ def part_file(partition: int) -> str:
     return f"part-{partition:05d}.parquet"
 
 
+def is_run_entry(name: str) -> bool:
+    """A top-level entry a run writes: its folders and markers, or a marker being committed."""
+    if name in RUN_ENTRIES:
+        return True
+    committed_as = name.split("-", 2)[-1] if name.startswith(TEMPORARY_PREFIX) else None
+    return committed_as in (MANIFEST, IN_PROGRESS)
+
+
+def _location(store: Store) -> tuple[str, tuple[str, ...]]:
+    """Where a store's root is, comparable across spellings: local real path, or S3 bucket+key
+    (s3://, s3a:// and s3n:// name the same objects)."""
+    if store.is_local:
+        return "file", tuple(part for part in os.path.realpath(store.root).split("/") if part)
+    return "s3", tuple(part for part in store.root.split("/") if part)
+
+
+def check_separate(input_store: Store, output_store: Store, shown: tuple[str, str] | None = None) -> None:
+    """Refuse an output that is, contains or lies inside the input, before anything is touched:
+    the job would read its own results, or --overwrite would delete the images. `shown`:
+    (input, output) as the user spelt them."""
+    (in_kind, source), (out_kind, target) = _location(input_store), _location(output_store)
+    if in_kind != out_kind:
+        return
+    relation = ("is the input" if source == target else
+                "lies inside the input" if target[:len(source)] == source else
+                "contains the input" if source[:len(target)] == target else None)
+    if relation:
+        shown_input, shown_output = shown or (input_store.uri, output_store.uri)
+        raise UserError(f"--output {shown_output!r} {relation} {shown_input!r}: the job would read its own "
+                        "results or delete images; choose an --output outside the input.")
+
+
 class RunOutput:
-    def __init__(self, spark: SparkSession, uri: str):
-        self.uri = uri.rstrip("/")
-        self.fs = HadoopFS(spark, self.uri)
+    def __init__(self, store: Store, shown: str | None = None):
+        self.store = store
+        self.uri = (shown or store.uri).rstrip("/")  # as the user spelt it
+        self.created = False
 
     def child(self, name: str) -> str:
         return f"{self.uri}/{name}"
@@ -45,35 +86,40 @@ class RunOutput:
 
         A finished run (manifest present) is replaced only with overwrite. A run that died
         (in-progress marker, no manifest) is replaced, so a retried job converges on the
-        same final output. A folder of someone else's files is replaced only with overwrite.
+        same final output. Only a run's own entries are ever deleted: any other entry makes
+        the whole output refused, overwrite or not.
         """
-        self.created = not self.fs.exists()
-        if not self.created:
-            if not self.fs.is_dir():
-                raise UserError(f"Output {self.uri!r} is a file: give a folder path for --output.")
-            children = set(self.fs.children())
-            if MANIFEST in children and not overwrite:
-                raise UserError(
-                    f"Output {self.uri!r} already holds a finished run: pass --overwrite to replace it, "
-                    "or choose another --output."
-                )
-            if children and not children & {MANIFEST, IN_PROGRESS} and not overwrite:
-                raise UserError(
-                    f"Output {self.uri!r} is not empty and is not a Fruits run: choose a new folder "
-                    "for --output (or pass --overwrite to replace its contents)."
-                )
-            if MANIFEST in children:  # first, so no reader takes the old results for the new
-                self.fs.delete(MANIFEST)
-            for name in children - {MANIFEST}:
-                self.fs.delete(name)
-        self.fs.write_text(IN_PROGRESS, json.dumps({"run_id": run_id}))
+        kind = self.store.kind()
+        if kind == pafs.FileType.File:
+            raise UserError(f"Output {self.uri!r} is a file: give a folder path for --output.")
+        children = self.store.children() if kind == pafs.FileType.Directory else {}
+        self.created = kind == pafs.FileType.NotFound
+        foreign = sorted(name for name in children if not is_run_entry(name))
+        if foreign:
+            shown = ", ".join(repr(name) for name in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise UserError(f"Output {self.uri!r} holds entries this job did not write ({shown}): the job never "
+                            "deletes them, with or without --overwrite; choose a new or empty folder for --output.")
+        if MANIFEST in children and not overwrite:
+            raise UserError(f"Output {self.uri!r} already holds a finished run: pass --overwrite to replace it, "
+                            "or choose another --output.")
+        if children and MANIFEST not in children and IN_PROGRESS not in children:
+            raise UserError(f"Output {self.uri!r} holds {', '.join(sorted(children))} but no {MANIFEST} or "
+                            f"{IN_PROGRESS}: not provably a run's output, so the job leaves it alone; "
+                            "choose another --output, or remove that folder yourself.")
+        if MANIFEST in children:  # first, so no reader takes the old results for the new
+            self.store.delete(MANIFEST)
+        for name in sorted(set(children) - {MANIFEST, IN_PROGRESS}):
+            self.store.delete(name)
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.store.write_text(IN_PROGRESS, json.dumps({"run_id": run_id, "started_at": started,
+                                                       "writes": list(RUN_ENTRIES)}))
 
     def abandon(self) -> None:
         """Remove an output this run created but wrote nothing useful into."""
         if self.created:
-            self.fs.delete()
+            self.store.delete("")
 
     def complete(self, manifest: dict) -> None:
         """Write the manifest (the last file of a run) and drop the in-progress marker."""
-        self.fs.write_text(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
-        self.fs.delete(IN_PROGRESS)
+        self.store.write_text(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+        self.store.delete(IN_PROGRESS)

@@ -7,23 +7,20 @@ import time
 import uuid
 from importlib import metadata
 
-import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from fruits import __version__
 from fruits.backbones import BACKBONES
 from fruits.config import JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
-from fruits.featurize import featurize
-from fruits.decode import EMPTY_FILE
-from fruits.ingest import IMAGE_GLOB, listed_files, read_images, scan_conf, unread_files, with_labels
-from fruits.output import ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, part_file
-from fruits.parquet_store import ParquetStore
+from fruits.featurize import featurize, plan_tasks
+from fruits.ingest import Listing, list_images
+from fruits.output import ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, check_separate, part_file
 from fruits.progress import StageClock
 from fruits.model_files import save_pipeline_model
-from fruits.reduce import fit_reduction, project_staged
-from fruits.s3a import configure_s3a, is_s3, storage_errors_as_user_errors
-from fruits.spark_session import session_conf
+from fruits.reduce import fit_reduction, max_components, project_staged
+from fruits.s3a import configure_s3a, storage_errors_as_user_errors
+from fruits.storage import Store
 from fruits.tally import RunTally, RunTallyParam
 
 # ~5 s of CNN work at 96 px: a task's own cost (~0.2 s: launch, the hand-over to Python, its
@@ -34,10 +31,9 @@ IMAGES_PER_TASK = 2_000
 
 def choose_partitions(images: int, cores: int) -> int:
     """Featurize tasks: a multiple of the cores (no half-empty last wave), at most
-    IMAGES_PER_TASK images each. Spark's own split of many small files gives one task
-    per ~30 images, and each task pays scheduling plus a model warm-up."""
+    IMAGES_PER_TASK images each: each task pays scheduling plus a model warm-up."""
     waves = max(1, -(-images // (cores * IMAGES_PER_TASK)))
-    return min(images, cores * waves)
+    return max(1, min(images, cores * waves))
 
 
 def new_run_id() -> str:
@@ -65,39 +61,31 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    if is_s3(config.input) or is_s3(config.output):
+    source, target = Store.at(config.input, config), Store.at(config.output, config)
+    check_separate(source, target, shown=(config.input, config.output))
+    if not source.is_local or not target.is_local:  # for Spark's own S3 access (event logs, users' reads)
         configure_s3a(spark, config)
 
     with clock.stage("ingest"):
         with storage_errors_as_user_errors(config.input, config, doing="list the input"):
-            images = read_images(spark, config.input)
-            listed = listed_files(images)
-        if not listed:
-            raise UserError(
-                f"No image files ({IMAGE_GLOB}) under {config.input!r}: put images in "
-                "<label>/<file>.jpg folders there, or point --input elsewhere."
-            )
+            listing = list_images(source, shown=config.input)
         with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
-            output = RunOutput(spark, config.output)
+            output = RunOutput(target, shown=config.output)
             output.claim(run_id, config.overwrite)
 
-    store = ParquetStore.at(output.uri, config)
-    partitions = config.partitions or choose_partitions(len(listed), spark.sparkContext.defaultParallelism)
-    job_conf = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(config.batch_size), **scan_conf(partitions),
-                # Spark's own Parquet writes here are the model's dense matrices: dictionary
-                # encoding of unique doubles only costs time.
-                "parquet.enable.dictionary": "false"}
-    with session_conf(spark, job_conf):
-        tally = spark.sparkContext.accumulator(RunTally(), RunTallyParam())
-        try:
-            with clock.stage("featurize", images=len(listed)), worker_errors_as_user_errors(), \
-                    storage_errors_as_user_errors(config.input, config):
-                staged = featurize(with_labels(images), config, store, tally)
-        except UserError:
-            output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
-            raise
-        with storage_errors_as_user_errors(config.output, config):
-            results = _reduce_and_write(spark, config, clock, output, store, images, listed, tally.value, staged)
+    images = len(listing.paths)
+    partitions = config.partitions or choose_partitions(images, spark.sparkContext.defaultParallelism)
+    tally = spark.sparkContext.accumulator(RunTally(), RunTallyParam())
+    try:
+        with clock.stage("featurize", images=images) as progress, worker_errors_as_user_errors(), \
+                storage_errors_as_user_errors(config.output, config):
+            tasks = plan_tasks(listing.table(), partitions) if images else []
+            staged = featurize(spark, tasks, config, source, target, tally, progress) if tasks else []
+    except UserError:
+        output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
+        raise
+    with storage_errors_as_user_errors(config.output, config):
+        results = _reduce_and_write(spark, config, clock, output, target, listing, tally.value, staged)
 
     wall = time.perf_counter() - started
     cores = spark.sparkContext.defaultParallelism
@@ -111,7 +99,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         **results,
         "timings_s": {**clock.timings, "total": round(wall, 3)},
         "cost": {"executor_cores": cores, "core_seconds": round(cores * wall, 1),
-                 "core_seconds_per_1000_images": round(cores * wall * 1000 / len(listed), 1)},
+                 "core_seconds_per_1000_images": round(cores * wall * 1000 / max(images, 1), 1)},
         "files": {"features": FEATURES, "errors": ERRORS, "model": MODEL},
         "config": config.to_dict(),
         "versions": _versions(spark),
@@ -122,19 +110,16 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
 
 
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      store: ParquetStore, images: DataFrame, listed: list[str], tally: RunTally,
-                      staged: list[int]) -> dict:
+                      store: Store, listing: Listing, tally: RunTally, staged: list[int]) -> dict:
     """Error rows, scaler + PCA, and the result files; returns the manifest's result fields."""
     backbone = BACKBONES[config.model]
-    unread = len(listed) - tally.rows  # zero-byte files: Spark's scan drops them
-    read_count, failed_count = len(listed), tally.failed + unread
+    read_count = len(listing.paths) + len(listing.problems)
+    failed_count = tally.failed + len(listing.problems)
     ok_count = read_count - failed_count
 
     def write_errors():
-        if unread:
-            rows = unread_files(spark, listed, images.select("path")).collect()
-            store.write(f"{ERRORS}/part-unread.parquet", pa.Table.from_pylist(
-                [{**row.asDict(), "error": EMPTY_FILE} for row in rows], schema=ERROR_SCHEMA))
+        if listing.problems:  # what listing found: loops, dangling links, unreadable folders
+            store.write(f"{ERRORS}/part-listing.parquet", listing.problem_rows())
         if not store.files(ERRORS):  # readers expect the folder, even with no error rows
             store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
 
@@ -146,8 +131,14 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
             f"the reasons are in {output.child(ERRORS)}."
         )
 
+    warnings = []
+    k = config.k
+    if k is not None and k > (most := max_components(tally.moments.n, backbone.feature_dim)):
+        warnings.append(f"--k {k} asked for more components than {tally.moments.n} images of "
+                        f"{backbone.feature_dim} features can give: kept k = {most}.")
+        k = most
     with clock.stage("reduce"):
-        reduction = fit_reduction(tally.moments, k=config.k, variance=config.variance)
+        reduction = fit_reduction(tally.moments, k=k, variance=config.variance)
 
     with clock.stage("write"):
         write_errors()
@@ -158,12 +149,14 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         raise RuntimeError(f"wrote {written} feature rows for {ok_count} usable images")
 
     return {
-        "counts": {"read": read_count, "ok": ok_count, "failed": failed_count},
+        "counts": {"read": read_count, "ok": ok_count, "failed": failed_count,
+                   "skipped": dict(sorted(listing.skipped.items()))},
         "labels": dict(sorted(tally.labels.items())),
         "splits": dict(sorted(tally.splits.items())),
         "model": {"name": backbone.name, "weights": config.weights, "image_size": config.image_size,
                   "feature_dim": backbone.feature_dim},
-        "pca": {"k": reduction.k, "variance_target": None if config.k else config.variance,
+        "pca": {"k": reduction.k, "k_requested": config.k, "variance_target": None if config.k else config.variance,
                 "variance_kept": reduction.variance_kept, "fit_rows": reduction.fit_rows,
                 "explained_variance": reduction.explained_variance},
+        "warnings": warnings,
     }

@@ -6,6 +6,8 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
+from fruits.progress_counter import ImageCounter
+
 
 class StageClock:
     """Times the job's named stages; the pipeline reports through this interface only."""
@@ -15,33 +17,27 @@ class StageClock:
 
     @contextmanager
     def stage(self, name: str, images: int | None = None):
-        """Time a stage; `images` is how many images it reads, where it reads them."""
+        """Time a stage; `images` is how many images it reads, where it reads them. Yields
+        where the stage's workers may report images done (fruits.progress_counter), or None."""
         start = time.perf_counter()
         try:
-            yield
+            yield None
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 class SparkProgress(StageClock):
-    """A Rich progress bar per stage: images read so far where the stage reads images (a
+    """A Rich progress bar per stage: images done so far where the stage reads images (a
     featurize task holds ~2 000 of them, so task counts alone would sit at 0 of 2 for
-    minutes), otherwise the tasks Spark reports finished."""
+    minutes; the workers report them live through an ImageCounter), otherwise the tasks
+    Spark reports finished."""
 
     def __init__(self, spark: SparkSession, console):
         super().__init__()
         self._tracker = spark.sparkContext.statusTracker()
         self._sc = spark.sparkContext
         self._console = console
-
-    def _records_read(self) -> int | None:
-        """Input records of the running stages, live (executors report them with each
-        heartbeat); None where this Spark does not expose them."""
-        try:
-            stages = self._sc._jsc.sc().statusStore().activeStages()
-            return sum(stages.apply(i).inputRecords() for i in range(stages.size()))
-        except Exception:  # noqa: BLE001 - an internal API: fall back to task counts
-            return None
+        self.reported: dict[str, tuple[int, int]] = {}  # stage -> (images, reports) the workers sent
 
     def _tasks(self) -> tuple[int, int]:
         total = done = 0
@@ -61,6 +57,7 @@ class SparkProgress(StageClock):
         columns = (TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn(unit), TimeElapsedColumn())
         stop = threading.Event()
+        counter = ImageCounter() if images else None
         with Progress(*columns, console=self._console, transient=False) as bar:
             task = bar.add_task(name, total=images)
 
@@ -68,11 +65,9 @@ class SparkProgress(StageClock):
                 finished_before = 0  # tasks of stages that already ended in this step
                 last = (0, 0)
                 while not stop.wait(0.25):
-                    if images:
-                        read = self._records_read()
-                        if read is not None:
-                            bar.update(task, completed=max(bar.tasks[0].completed, min(read, images)))
-                            continue
+                    if counter:
+                        bar.update(task, completed=min(counter.count, images))
+                        continue
                     done, total = self._tasks()
                     if total == 0 and last[1]:
                         finished_before += last[1]
@@ -85,11 +80,14 @@ class SparkProgress(StageClock):
             finished = False
             try:
                 with super().stage(name):
-                    yield
+                    yield counter.address if counter else None
                 finished = True
             finally:
                 stop.set()
                 poller.join()
+                if counter:
+                    counter.close()
+                    self.reported[name] = (counter.count, counter.reports)
                 if finished:  # a failed stage keeps the bar where it stopped
                     completed = images or max(bar.tasks[0].completed, 1)
                     bar.update(task, total=completed, completed=completed)

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from fruits.moments import Moments
 from fruits.output import FEATURES_SCHEMA, part_file
-from fruits.parquet_store import ParquetStore
+from fruits.storage import Store
 from fruits.vectors import from_arrow, to_arrow
 
 FEATURES_VECTOR = "features_vector"
@@ -50,6 +50,11 @@ def choose_k(explained_variance, target: float) -> int:
     cumulative = np.cumsum(np.asarray(explained_variance, dtype=np.float64))
     reached = np.nonzero(cumulative >= target - 1e-9)[0]
     return int(reached[0]) + 1 if len(reached) else len(cumulative)
+
+
+def max_components(rows: int, feature_dim: int) -> int:
+    """The most components `rows` centred vectors of `feature_dim` values can span."""
+    return max(1, min(feature_dim, rows - 1))
 
 
 def _inverse(std: np.ndarray) -> np.ndarray:
@@ -86,7 +91,7 @@ def fit_reduction(moments: Moments, *, k: int | None, variance: float) -> Reduct
                      [float(v) for v in explained], moments.n)
 
 
-def project_staged(spark: SparkSession, store: ParquetStore, partitions: list[int], reduction: Reduction,
+def project_staged(spark: SparkSession, store: Store, partitions: list[int], reduction: Reduction,
                    source: str, target: str, rows_per_batch: int = 2048) -> int:
     """Spark stage: each staged features file under `source` -> the same rows plus a `pca`
     column under `target`, one task per file. Returns the rows written.

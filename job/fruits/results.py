@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from fruits.config import DEFAULTS, JobConfig
 from fruits.errors import UserError
 from fruits.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
-from fruits.parquet_store import ParquetStore
+from fruits.storage import Store
 from fruits.s3a import is_s3
 
 
@@ -39,17 +39,17 @@ class RunResults:
         """An input image's filesystem and path in it; S3 stores are made once per bucket
         (making one may look up the bucket's region)."""
         if not is_s3(path):
-            local = ParquetStore.at(path, self.config)
+            local = Store.at(path, self.config)
             return local.filesystem, local.root
         bucket, _, key = path.split("://", 1)[1].partition("/")
         if bucket not in self._buckets:
-            self._buckets[bucket] = ParquetStore.at(f"s3://{bucket}", self.config)
+            self._buckets[bucket] = Store.at(f"s3://{bucket}", self.config)
         return self._buckets[bucket].filesystem, self._buckets[bucket].path(key)
 
 
 def open_run(uri: str, config: JobConfig = DEFAULTS, columns=("path", "label", "split", "pca")) -> RunResults:
     """A finished run's results, read with the same S3 settings as the job's (`config`)."""
-    store = ParquetStore.at(uri, config)
+    store = Store.at(uri, config)
     fs, root = store.filesystem, store.root
     try:
         info = fs.get_file_info([f"{root}/{MANIFEST}", f"{root}/{IN_PROGRESS}", root])

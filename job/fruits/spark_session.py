@@ -31,7 +31,13 @@ LOCAL_SPARK_CONF = {
 }
 
 
-def local_spark(master: str = "local[*]", extra_conf: dict[str, str] | None = None) -> SparkSession:
+# Local mode runs each task once unless the master says otherwise: local[N,R] allows R
+# attempts, so a Python worker killed (by the OOM killer, say) costs a retry, not the run.
+# 4 attempts, as spark.task.maxFailures gives a cluster.
+LOCAL_MASTER = "local[*,4]"
+
+
+def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = None) -> SparkSession:
     """A local-mode session whose Python workers run this interpreter."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -12,7 +12,7 @@ import typer
 import yaml
 
 from fruits.cli.console import (apps_table, console, events_table, print_error, print_note, state_line,
-                                status_table)
+                                status_table, styled)
 from fruits.cluster import states
 from fruits.cluster.kube import Kube
 from fruits.cluster.manifest import APP_LABEL, APP_NAME, spark_application
@@ -64,7 +64,7 @@ def follow(kube: Kube, namespace: str, name: str, timeout: float, poll: float, l
         if logs and log_thread is None and pod and state not in ("NEW", "SUBMITTED", "SUBMISSION_FAILED"):
             def stream(pod=pod):
                 for line in kube.pod_log(namespace, pod, follow=True):
-                    console.print(f"[dim]driver |[/] {line}", markup=True, highlight=False, soft_wrap=True)
+                    console.print(styled(("driver | ", "dim"), line), soft_wrap=True)
             log_thread = threading.Thread(target=stream, daemon=True)
             log_thread.start()
         if states.is_final(app):
@@ -94,7 +94,7 @@ def submit(
     kube = Kube(kubeconfig, context)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     kube.create_app(body)
-    console.print(f"Created SparkApplication [bold]{name}[/] in namespace {namespace}.")
+    console.print(styled("Created SparkApplication ", (name, "bold"), f" in namespace {namespace}."))
     if not (wait or logs):
         print_note(f"Follow it with: fruitsctl status {name} -n {namespace}   (or submit --wait)")
         return
@@ -162,7 +162,7 @@ def delete(name: NameArgument, namespace: NamespaceOption = "default", kubeconfi
            context: ContextOption = None) -> None:
     """Delete the run's SparkApplication (the operator removes its pods; S3 results stay)."""
     Kube(kubeconfig, context).delete_app(namespace, name)
-    console.print(f"Deleted SparkApplication [bold]{name}[/] from namespace {namespace}.")
+    console.print(styled("Deleted SparkApplication ", (name, "bold"), f" from namespace {namespace}."))
 
 
 def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")] = 4040,
@@ -184,5 +184,5 @@ def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")
         return
     if not shutil.which("kubectl"):
         raise UserError("`fruitsctl ui` needs kubectl on the PATH: install it (https://kubernetes.io/docs/tasks/tools/).")
-    console.print(f"Spark UI of {name}: [bold]http://localhost:{port}[/]  (Ctrl-C to stop)")
+    console.print(styled(f"Spark UI of {name}: ", (f"http://localhost:{port}", "bold"), "  (Ctrl-C to stop)"))
     raise typer.Exit(subprocess.call(command))

@@ -1,21 +1,41 @@
-"""All of fruitsctl's Rich output: one console, summaries and error lines."""
+"""All of fruitsctl's Rich output: one console, summaries and error lines.
+
+Markup is off on both consoles: paths, labels, names and error texts come from users and
+may hold "[", "]" or "%", which Rich would take for markup (and crash on, or drop). Styles
+are given as styles (`styled`, style=...), never written into text.
+"""
 
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-console = Console(stderr=False, highlight=False)
-error_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, markup=False)
+error_console = Console(stderr=True, highlight=False, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from plain strings and (string, style) pairs; nothing in them is markup."""
+    return Text.assemble(*parts)
 
 
 def print_error(message: str) -> None:
-    error_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    error_console.print(styled(("Error:", "bold red"), " ", message), soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    error_console.print(styled(("Warning:", "bold yellow"), " ", message), soft_wrap=True)
 
 
 def print_note(message: str) -> None:
-    error_console.print(f"[dim]{message}[/]", soft_wrap=True)
+    error_console.print(message, style="dim", soft_wrap=True)
+
+
+def print_result(label: str, value: str) -> None:
+    """A closing line such as "Report: PATH" (the value in bold)."""
+    console.print(styled(f"{label}: ", (value, "bold")), soft_wrap=True)
 
 
 def run_summary(manifest: dict) -> Table:
@@ -25,7 +45,10 @@ def run_summary(manifest: dict) -> Table:
     table.add_column()
     table.add_row("images read", str(counts["read"]))
     table.add_row("featurized", str(counts["ok"]))
-    table.add_row("errors", f"[red]{counts['failed']}[/]" if counts["failed"] else "0")
+    table.add_row("errors", styled((str(counts["failed"]), "red")) if counts["failed"] else "0")
+    skipped = counts.get("skipped") or {}
+    if skipped:
+        table.add_row("skipped", ", ".join(f"{count} {rule}" for rule, count in sorted(skipped.items())))
     table.add_row("labels", str(len(manifest["labels"])))
     table.add_row("model", f"{manifest['model']['name']} @ {manifest['model']['image_size']}px "
                            f"({manifest['model']['feature_dim']}-d)")
@@ -49,13 +72,13 @@ def upload_summary(report, destination: str) -> Table:
     table.add_column()
     table.add_row("uploaded", str(len(report.uploaded)))
     table.add_row("skipped (already there)", str(len(report.skipped)))
-    table.add_row("failed", f"[red]{len(report.failed)}[/]" if report.failed else "0")
+    table.add_row("failed", styled((str(len(report.failed)), "red")) if report.failed else "0")
     if report.not_images:
         examples = ", ".join(report.not_images[:3])
         table.add_row("not images, left out", f"{len(report.not_images)} (e.g. {examples}; "
                                               "--include-non-images uploads them)")
     for key, reason in report.failed[:10]:
-        table.add_row(f"[red]{key}[/]", reason)
+        table.add_row(styled((key, "red")), reason)
     return table
 
 
@@ -76,7 +99,7 @@ def evaluation_table(evaluation: dict) -> Table:
     for label, figures in sorted(evaluation["per_class"].items(), key=lambda item: item[1]["accuracy"]):
         table.add_row(label, f"{figures['accuracy']:.1%}", str(figures["test_images"]))
     for pair in evaluation["most_confused"][:5]:
-        table.add_row(f"[dim]confused: {pair['true']} -> {pair['predicted']}[/]", "", str(pair["count"]))
+        table.add_row(styled((f"confused: {pair['true']} -> {pair['predicted']}", "dim")), "", str(pair["count"]))
     return table
 
 
@@ -84,16 +107,16 @@ STATE_STYLES = {"COMPLETED": "green", "FAILED": "red", "SUBMISSION_FAILED": "red
                 "PENDING_RERUN": "yellow", "FAILING": "yellow"}
 
 
-def _state(text: str) -> str:
-    return f"[{STATE_STYLES.get(text, 'white')}]{text}[/]"
+def _state(text: str) -> Text:
+    return styled((text, STATE_STYLES.get(text, "white")))
 
 
-def state_line(app: dict) -> str:
+def state_line(app: dict) -> Text:
     from fruits.cluster import states
 
     executors = states.executor_counts(app)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(executors.items())) or "none yet"
-    return f"{app['metadata']['name']}: {_state(states.state(app))}   executors: {counts}"
+    return styled(f"{app['metadata']['name']}: ", _state(states.state(app)), f"   executors: {counts}")
 
 
 def status_table(app: dict) -> Table:
@@ -112,7 +135,7 @@ def status_table(app: dict) -> Table:
     executors = (app.get("status") or {}).get("executorState") or {}
     table.add_row("executors", "\n".join(f"{pod}: {state}" for pod, state in sorted(executors.items())) or "-")
     if states.error_message(app):
-        table.add_row("error", f"[red]{states.error_message(app)}[/]")
+        table.add_row("error", styled((states.error_message(app), "red")))
     return table
 
 
@@ -135,7 +158,7 @@ def events_table(events) -> Table:
     for event in events:
         when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
         style = "red" if event.type == "Warning" else ""
-        table.add_row(str(when or ""), f"[{style}]{event.type}[/]" if style else str(event.type),
+        table.add_row(str(when or ""), styled((str(event.type), style)),
                       f"{event.involved_object.kind}/{event.involved_object.name}", event.reason or "",
                       event.message or "")
     return table

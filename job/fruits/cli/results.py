@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from fruits.cli.console import console, evaluation_table, report_summary
+from fruits.cli.console import console, evaluation_table, print_result, report_summary
 from fruits.config import JobConfig
 from fruits.errors import UserError
 from fruits.evaluate import MAX_ROWS, evaluate
@@ -40,7 +40,7 @@ def report(output: OutputArg, to: ToOption = None, *, config: JobConfig) -> None
     target = folder / "report.html"
     target.write_text(build_report(results, evaluation), encoding="utf-8")
     console.print(report_summary(results.manifest, evaluation))
-    console.print(f"Report: [bold]{target}[/]")
+    print_result("Report", str(target))
 
 
 def evaluate_command(
@@ -62,4 +62,4 @@ def evaluate_command(
         print(json.dumps(evaluation, indent=2, ensure_ascii=False))
     else:
         console.print(evaluation_table(evaluation))
-        console.print(f"Saved: [bold]{folder / 'evaluation.json'}[/]")
+        print_result("Saved", str(folder / "evaluation.json"))

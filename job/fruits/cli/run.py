@@ -5,20 +5,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from fruits.cli.console import console, print_note, run_summary
+from fruits.cli.console import console, print_note, print_result, print_warning, run_summary
 from fruits.config import JobConfig
 from fruits.demo_data import make_demo_dataset
 from fruits.options import parse_pairs
 from fruits.pipeline import new_run_id, run_job
 from fruits.progress import SparkProgress
-from fruits.spark_session import local_spark
+from fruits.spark_session import LOCAL_MASTER, local_spark
 
 DEMO_DATA = Path.home() / ".cache" / "fruits" / "demo-images"
 
 
 def run(
     config: JobConfig,
-    master: Annotated[str, typer.Option(help="Spark master for the local run.")] = "local[*]",
+    master: Annotated[str, typer.Option(
+        help="Spark master for the local run: local[N,R] runs N tasks at once and tries each up to R times.")
+    ] = LOCAL_MASTER,
     spark_conf: Annotated[Optional[list[str]], typer.Option(
         "--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable).")] = None,
 ) -> None:
@@ -36,10 +38,12 @@ def run(
     spark = local_spark(master, parse_pairs("spark_conf", spark_conf or []))
     manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
     console.print(run_summary(manifest))
+    for warning in manifest["warnings"]:
+        print_warning(warning)
 
 
 def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write <class>/<n>.jpg.")],
               per_class: Annotated[int, typer.Option(min=2, max=10_000, help="Images per class.")] = 24) -> None:
     """Write the generated demo dataset (synthetic fruit images) to a folder."""
     make_demo_dataset(folder, per_class=per_class)
-    console.print(f"Demo dataset: [bold]{folder}[/]")
+    print_result("Demo dataset", str(folder))

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from fruits.config import build_config
-from fruits.parquet_store import ParquetStore
+from fruits.storage import Store
 from fruits.vectors import from_arrow, to_arrow
 
 TABLE = pa.table({"path": ["a", "b"], "features": to_arrow(np.arange(6, dtype=np.float32).reshape(2, 3))})
@@ -19,7 +19,7 @@ def test_vectors_round_trip_through_arrow_and_nulls_mark_missing_rows():
     assert to_arrow(matrix, missing).null_count == 1
 
 
-def write_then_fail(store: ParquetStore, name: str):
+def write_then_fail(store: Store, name: str):
     with pytest.raises(RuntimeError, match="task killed"):
         with store.writer(name, TABLE.schema) as writer:
             writer.write_table(TABLE)
@@ -30,7 +30,7 @@ def stores(tmp_path, s3_server):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="store")
     config = build_config({"s3_path_style": True, "s3_credentials": "static"})
-    return [ParquetStore.at(str(tmp_path / "out"), config), ParquetStore.at("s3a://store/out", config)]
+    return [Store.at(str(tmp_path / "out"), config), Store.at("s3a://store/out", config)]
 
 
 def test_a_file_appears_whole_or_not_at_all_and_a_retry_replaces_it(tmp_path, s3_server):
