@@ -86,6 +86,9 @@ def test_the_schema_rejects_wrong_types_and_unknown_keys(chart, bad, message):
 @pytest.mark.parametrize("values, message", [
     ({}, "job.input and job.output are required"),
     ({"job": {"input": "s3a://b/in", "output": "s3a://b/out"}, "schedule": "0 3 * * *"}, "must contain {run_id}"),
+    ({"job": {"input": "s3a://b/in", "output": "s3a://b/out", "s3Credentials": "static"}}, "static needs cluster.s3Secret"),
+    ({"job": {"input": "s3a://b/in", "output": "s3a://b/o-{run_id}", "s3Credentials": "static"}, "schedule": "@daily"},
+     "static needs cluster.s3Secret"),
 ])
 def test_required_values_fail_with_a_message(chart, values, message):
     with pytest.raises(HelmError, match=message):

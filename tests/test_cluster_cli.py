@@ -97,6 +97,7 @@ def test_render_reads_job_and_cluster_options_from_one_config_file(tmp_path):
     (["--executor-memory", "lots"], "must be a Spark memory size"),
     (["--executors", "0"], "--executors must be between 1 and 1000"),
     (["--conf", "novalue"], "takes KEY=VALUE"),
+    (["--s3-credentials", "static"], "--s3-credentials static needs --s3-secret NAME"),
 ])
 def test_render_refuses_bad_cluster_options(args, message):
     result = runner.invoke(app, ["render", *JOB, *args])

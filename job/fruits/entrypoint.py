@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    for warning in manifest["warnings"]:
+        print(f"Warning: {warning}", file=sys.stderr)
     print(json.dumps({"run_id": manifest["run_id"], "counts": manifest["counts"], "k": manifest["pca"]["k"],
                       "output": manifest["output"]}))
     return 0

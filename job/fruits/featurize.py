@@ -5,7 +5,6 @@ closure (or anything in __main__) with every task, which would rebuild the model
 task; a module global lives as long as the reused Python worker (GUIDE.md).
 """
 
-import errno
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -167,28 +166,22 @@ def featurize(spark, tasks: list[list[tuple]], config: JobConfig, source: Store,
         counts = PartitionTally(partition, config.fit_fraction, config.seed)
         model, errors = None, []
         report = ImageReporter(progress)
-        try:
-            with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
-                contents = source.read_many([row[0] for row in rows])
-                for start in range(0, len(rows), config.batch_size):
-                    chunk = rows[start:start + config.batch_size]
-                    if model is None:
-                        model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
-                    featurized = featurize_files(chunk, [next(contents) for _ in chunk], model, backbone, config)
-                    counts.add(featurized.features.column("label").to_pylist(),
-                               featurized.features.column("split").to_pylist(), featurized.vectors,
-                               featurized.errors.num_rows)
-                    features.write_table(featurized.features)
-                    if featurized.errors.num_rows:
-                        errors.append(featurized.errors)
-                    report.images(len(chunk))
-            if errors:
-                store.write(f"{ERRORS}/{part_file(partition)}", pa.concat_tables(errors))
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
-                raise worker_user_error(f"A disk is full (No space left on device) while writing {store.uri!r}: "
-                                        "free some space, or choose an --output on a larger disk.") from None
-            raise
+        with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
+            contents = source.read_many([row[0] for row in rows])
+            for start in range(0, len(rows), config.batch_size):
+                chunk = rows[start:start + config.batch_size]
+                if model is None:
+                    model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
+                featurized = featurize_files(chunk, [next(contents) for _ in chunk], model, backbone, config)
+                counts.add(featurized.features.column("label").to_pylist(),
+                           featurized.features.column("split").to_pylist(), featurized.vectors,
+                           featurized.errors.num_rows)
+                features.write_table(featurized.features)
+                if featurized.errors.num_rows:
+                    errors.append(featurized.errors)
+                report.images(len(chunk))
+        if errors:
+            store.write(f"{ERRORS}/{part_file(partition)}", pa.concat_tables(errors))
         tally.add(counts.result())
         yield partition, counts.ok
 

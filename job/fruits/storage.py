@@ -33,10 +33,10 @@ from fruits.errors import UserError
 from fruits.s3a import credentials_check, endpoint_of, is_s3, region_of
 
 # Bounds on one S3 request: connecting, then silence on an open connection (curl's
-# low-speed limit on Linux), times the attempts. An unreachable endpoint fails in ~15 s,
-# one that accepts connections and never answers in ~25 s.
+# low-speed limit on Linux; the SDK's own default is 3 s), times the attempts. An endpoint
+# that refuses connections fails at once, one that accepts them and never answers in ~20 s.
 S3_CONNECT_TIMEOUT_S = 5
-S3_REQUEST_TIMEOUT_S = 8
+S3_REQUEST_TIMEOUT_S = 6
 S3_ATTEMPTS = 3
 READ_AHEAD = 16  # S3 objects requested at once per task: small images are latency-bound
 

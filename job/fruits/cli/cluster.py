@@ -42,6 +42,9 @@ def _dump(obj, fmt: str) -> str:
 def _manifest(config: JobConfig, cluster: ClusterConfig) -> dict:
     if not config.input or not config.output:
         raise UserError("A cluster run needs --input and --output (s3a:// paths the pods can reach).")
+    if config.s3_credentials == "static" and not cluster.s3_secret:
+        raise UserError("--s3-credentials static needs --s3-secret NAME: a Secret with AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY that the pods read their keys from (or use --s3-credentials irsa).")
     return spark_application(config, cluster)
 
 

@@ -42,7 +42,7 @@ def run_summary(manifest: dict) -> Table:
     counts, pca = manifest["counts"], manifest["pca"]
     table = Table(title="Run complete", show_header=False, title_style="bold green")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # a path is wrapped, never cut: users copy it
     table.add_row("images read", str(counts["read"]))
     table.add_row("featurized", str(counts["ok"]))
     table.add_row("errors", styled((str(counts["failed"]), "red")) if counts["failed"] else "0")
