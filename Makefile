@@ -12,15 +12,31 @@ BENCH_SCALE_IMAGES ?= 0
 
 # Image and cluster settings
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+SPARK_VERSION := $(shell sed -n 's/^ARG SPARK_VERSION=//p' images/Dockerfile)
 IMAGE      ?= fruits-pipeline:$(VERSION)
 REGISTRY   ?=
-CONTAINER  ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+# docker where its engine answers, else podman (a docker client alone cannot build)
+CONTAINER  ?= $(shell docker info >/dev/null 2>&1 && echo docker || command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+# The image's base: the official apache/spark image, or the stand-in of `make spark-base`
+BASE_IMAGE ?= apache/spark:$(SPARK_VERSION)-scala2.12-java17-ubuntu
+SPARK_BASE := localhost/spark-base:$(SPARK_VERSION)
+# Offline or behind a TLS-inspecting proxy: the backbone's ImageNet weights as a Keras weights
+# file, and the proxy's CA bundle (a build secret, never in the image)
+WEIGHTS    ?=
+CA_BUNDLE  ?=
+# Where `make spark-base` finds the official image recipe (entrypoint.sh)
+SPARK_IMAGE_RECIPE ?= ../shared/upstream/apache-spark-image
+IMAGE_INPUTS := .cache/image-inputs
+ifneq ($(findstring podman,$(CONTAINER)),)
+# rootful podman inside a container or VM cannot set its default ulimits (images/podman/)
+export CONTAINERS_CONF ?= $(CURDIR)/images/podman/containers.conf
+endif
 VALUES     ?= charts/fruits-pipeline/ci/minikube-values.yaml
 OPERATOR_VERSION := 2.5.2
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars run test bench clean image image-push chart \
+.PHONY: help install jars run test bench clean image image-push image-test spark-base chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -40,15 +56,32 @@ jars: install ## Fetch the S3A connector jars (checksums verified) into ~/.cache
 run: install ## Run the job locally (demo data unless ARGS has --input)
 	$(BIN)/fruitsctl run $(ARGS)
 
-test: install jars ## Run the test suite (needs ../shared beside the project)
+test: install jars ## Run the test suite (needs ../shared beside the project; not the image tests)
 	$(BIN)/python -m pytest
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)
 
-image: ## Build the pipeline image with docker or podman (IMAGE=name:tag)
+spark-base: install ## Build a local stand-in for apache/spark (Debian 12, JRE 17, the pyspark wheel's Spark) where it cannot be pulled
+	@test -n "$(CONTAINER)" || { echo "make spark-base needs docker or podman on the PATH"; exit 1; }
+	@if ! $(CONTAINER) image inspect localhost/debian-minbase:bookworm >/dev/null 2>&1; then \
+	  command -v debootstrap >/dev/null || { echo "make spark-base needs debootstrap (apt-get install debootstrap)"; exit 1; }; \
+	  rm -rf .cache/rootfs && debootstrap --variant=minbase bookworm .cache/rootfs http://deb.debian.org/debian \
+	  && tar -C .cache/rootfs -c . | $(CONTAINER) import - localhost/debian-minbase:bookworm && rm -rf .cache/rootfs; fi
+	$(BIN)/python images/spark-base/assemble.py .cache/spark-base-context $(SPARK_IMAGE_RECIPE)
+	$(CONTAINER) build -f images/spark-base/Dockerfile -t $(SPARK_BASE) .cache/spark-base-context
+	@echo "Stand-in base: $(SPARK_BASE)  (make image BASE_IMAGE=$(SPARK_BASE))"
+
+image: ## Build the pipeline image (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h5 CA_BUNDLE=ca.pem)
 	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman on the PATH"; exit 1; }
-	$(CONTAINER) build -f images/Dockerfile -t $(IMAGE) .
+	rm -rf $(IMAGE_INPUTS) && mkdir -p $(IMAGE_INPUTS)
+	$(if $(WEIGHTS),cp $(WEIGHTS) $(IMAGE_INPUTS)/)  # its name kept: Keras reads *.weights.h5 and legacy *.h5 apart
+	$(if $(CA_BUNDLE),,touch .cache/no-ca.pem)
+	$(CONTAINER) build -f images/Dockerfile -t $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  --secret id=ca,src=$(or $(CA_BUNDLE),.cache/no-ca.pem) .
+
+image-test: install ## Run the job in the image: alone, as a cluster of containers, from the operator's entry (needs `make image`)
+	FRUITS_IMAGE=$(IMAGE) FRUITS_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -m image tests/image -p no:cacheprovider
 
 image-push: image ## Push the image: make image-push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }
@@ -73,6 +106,7 @@ minikube-minio: ## minikube: MinIO and the credentials Secret the pods read
 	kubectl -n minio rollout status deploy/minio --timeout=180s
 
 minikube-image: ## minikube: build the image inside minikube (no registry needed)
+	mkdir -p $(IMAGE_INPUTS)
 	minikube image build -t $(IMAGE) -f images/Dockerfile .
 
 minikube-upload: install ## minikube: upload the demo dataset (or DATA=<folder>) to s3://fruits/sample in MinIO

@@ -29,23 +29,28 @@ def test_spark_version_agrees_with_the_pyspark_pin_and_the_chart():
     pin = re.search(r'"pyspark==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     chart = yaml.safe_load((ROOT / "charts" / "fruits-pipeline" / "values.yaml").read_text())["sparkVersion"]
     assert arg("SPARK_VERSION") == pin == SPARK_VERSION == chart
-    assert "FROM apache/spark:${SPARK_VERSION}-scala2.12-java17-ubuntu" in DOCKERFILE
+    assert arg("BASE_IMAGE") == "apache/spark:${SPARK_VERSION}-scala2.12-java17-ubuntu"
+    assert DOCKERFILE.count("FROM ${BASE_IMAGE}") == 2  # build and runtime stages, real base or stand-in
 
 
 def test_the_baked_weights_are_for_the_default_image_size():
     assert arg("IMAGE_SIZE") == str(DEFAULTS.image_size)
 
 
-def test_the_image_bakes_the_converted_model_where_workers_look_for_it():
+def test_the_image_bakes_weights_and_model_where_the_job_looks_for_them():
+    from fruits.backbones import WEIGHTS_DIR_ENV
     from fruits.runtimes import BAKED_DIR_ENV
 
-    assert "python -m fruits.runtimes /opt/fruits/tflite" in DOCKERFILE  # the default model and size
-    assert "COPY --from=build /opt/fruits/tflite /opt/fruits/tflite" in DOCKERFILE
-    assert f"{BAKED_DIR_ENV}=/opt/fruits/tflite" in DOCKERFILE
+    assert re.search(r"python -m fruits.runtimes\s+\\\s+--image-size \"\$\{IMAGE_SIZE\}\" --weights-dir "
+                     r"/opt/fruits/weights --tflite-dir /opt/fruits/tflite", DOCKERFILE)
+    for folder, variable in (("weights", WEIGHTS_DIR_ENV), ("tflite", BAKED_DIR_ENV)):
+        assert f"COPY --from=build /opt/fruits/{folder} /opt/fruits/{folder}" in DOCKERFILE
+        assert f"{variable}=/opt/fruits/{folder}" in DOCKERFILE
 
 
 def test_python_dependencies_and_jars_come_from_the_project_definitions():
-    assert "pip install --no-cache-dir /src" in DOCKERFILE  # the pins of pyproject.toml, nothing restated
+    assert "['project']['dependencies']" in DOCKERFILE  # the pins of pyproject.toml, nothing restated
+    assert "pip install --no-cache-dir --progress-bar off -r /src/requirements.txt" in DOCKERFILE
     assert not re.search(r"pip install[^\n]*==", DOCKERFILE)
     assert "python -m fruits.s3a_jars" in DOCKERFILE  # the SHA-256-verified jars the tests use
 
@@ -54,4 +59,4 @@ def test_runs_as_the_spark_user_with_the_job_where_manifests_point():
     assert DOCKERFILE.rstrip().splitlines()[-2:] == [f"USER {SPARK_UID}", "WORKDIR /opt/spark/work-dir"]
     assert f"COPY job/main.py {JOB_FILE.removeprefix('local://')}" in DOCKERFILE
     ignored = (ROOT / ".dockerignore").read_text()
-    assert ignored.splitlines()[1] == "*" and "!job/" in ignored
+    assert ignored.splitlines()[1] == "*" and "!job/" in ignored and "!.cache/image-inputs/" in ignored

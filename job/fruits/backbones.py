@@ -5,13 +5,31 @@ without paying TensorFlow's import cost.
 """
 
 import importlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 # Keras's preprocess_input modes: "tf" scales to -1..1; "caffe" is BGR minus the ImageNet mean.
 _TF_MODE = dict(bgr=False, scale=1 / 127.5, offset=(-1.0, -1.0, -1.0))
 _CAFFE_MODE = dict(bgr=True, scale=1.0, offset=(-103.939, -116.779, -123.68))
+
+# A read-only folder of ImageNet weights baked into the image: `imagenet` is loaded from it
+# by path when it holds the model's file, never through Keras's download cache (which
+# moves to /tmp when its folder is not writable, and then downloads).
+WEIGHTS_DIR_ENV = "FRUITS_WEIGHTS_DIR"
+
+
+def baked_weights_file(folder: str | Path, model: str, image_size: int) -> Path:
+    return Path(folder) / f"{model}-{image_size}px-imagenet.weights.h5"
+
+
+def baked_imagenet(model: str, image_size: int) -> Path | None:
+    """The baked ImageNet weights for this model and size, if the image has them."""
+    folder = os.environ.get(WEIGHTS_DIR_ENV)
+    path = baked_weights_file(folder, model, image_size) if folder else None
+    return path if path and path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -30,12 +48,16 @@ class Backbone:
     def build(self, image_size: int, weights: str):
         """The Keras model without its top, global average pooling, weights loaded.
 
-        `weights` is "imagenet" (Keras downloads and caches them) or a Keras weights file.
+        `weights` is "imagenet" (baked into the image, else downloaded and cached by Keras)
+        or a Keras weights file.
         """
         constructor = getattr(self._module(), self.keras_class)
         shape = (image_size, image_size, 3)
         if weights == "imagenet":
-            return constructor(include_top=False, pooling="avg", input_shape=shape, weights="imagenet")
+            baked = baked_imagenet(self.name, image_size)
+            if baked is None:
+                return constructor(include_top=False, pooling="avg", input_shape=shape, weights="imagenet")
+            weights = str(baked)
         model = constructor(include_top=False, pooling="avg", input_shape=shape, weights=None)
         model.load_weights(weights)
         return model

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from fruits import __version__
 from fruits.config import FIELDS, build_config, flag, load_config_file, value_type
 from fruits.errors import EXIT_USER_ERROR, UserError
 
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         config_file = args.pop("config_file")
         layers = [load_config_file(config_file)] if config_file else []
         config = build_config(*layers, args)
+        print(f"Fruits! job {__version__}: {config.input} -> {config.output} ({config.model}, {config.image_size} px, "
+              f"{config.runtime})", file=sys.stderr, flush=True)
         from fruits.pipeline import run_job  # after argument checks: imports Spark
         from fruits.spark_session import submitted_spark
 

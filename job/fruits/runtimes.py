@@ -9,12 +9,11 @@ every Python worker of a fresh executor pod. So converted models are kept: in th
 baked at build time (`python -m fruits.runtimes DIR`, read through $FRUITS_TFLITE_DIR),
 and on local disk after a first conversion. A worker that finds one never builds Keras.
 
-    python -m fruits.runtimes DIR   # convert the default model and size (ImageNet weights) into DIR
+    python -m fruits.runtimes --weights-dir W --tflite-dir T   # what the image bakes (see --help)
 """
 
 import hashlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -104,9 +103,32 @@ def bake(folder: str, backbone: str, image_size: int, weights: str) -> Path:
     return target
 
 
+def bake_image_models(weights_dir: str, tflite_dir: str, backbone: str, image_size: int,
+                      weights_file: str | None = None) -> list[Path]:
+    """What the image bakes: the ImageNet weights of `backbone` at `image_size` (downloaded,
+    or read from `weights_file` where there is no internet) in $FRUITS_WEIGHTS_DIR's layout,
+    then the TFLite model converted from them."""
+    from fruits.backbones import BACKBONES, WEIGHTS_DIR_ENV, baked_weights_file
+
+    model = BACKBONES[backbone].build(image_size, weights_file or "imagenet")
+    target = baked_weights_file(weights_dir, backbone, image_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(target))
+    os.environ[WEIGHTS_DIR_ENV] = weights_dir  # `imagenet` now resolves to the file just written
+    return [target, bake(tflite_dir, backbone, image_size, "imagenet")]
+
+
 if __name__ == "__main__":
+    import argparse
+
     from fruits.config import DEFAULTS
 
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m fruits.runtimes DIR")
-    print(bake(sys.argv[1], DEFAULTS.model, DEFAULTS.image_size, DEFAULTS.weights))
+    parser = argparse.ArgumentParser(prog="python -m fruits.runtimes",
+                                     description="Bake the default model's weights and TFLite file (the image's build).")
+    parser.add_argument("--weights-dir", required=True, help="Where to write the ImageNet weights ($FRUITS_WEIGHTS_DIR).")
+    parser.add_argument("--tflite-dir", required=True, help="Where to write the TFLite model ($FRUITS_TFLITE_DIR).")
+    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    parser.add_argument("--weights-file", help="The ImageNet backbone weights as a Keras weights file (offline builds).")
+    args = parser.parse_args()
+    for path in bake_image_models(args.weights_dir, args.tflite_dir, DEFAULTS.model, args.image_size, args.weights_file):
+        print(path)

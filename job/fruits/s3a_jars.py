@@ -2,8 +2,7 @@
 
 Maven Central is not reachable from our build machines, but PyPI is: the sdist of
 sagemaker-pyspark 1.4.5 carries hadoop-aws 3.3.1 and aws-java-sdk-bundle 1.11.901, which
-work with pyspark 3.5's Hadoop 3.3 client. The Docker image downloads newer matching jars
-(hadoop-aws 3.3.4) from Maven at build time instead.
+work with pyspark 3.5's Hadoop 3.3 client. The image bakes the same pair (images/Dockerfile).
 
     python -m fruits.s3a_jars          # fetch into ~/.cache/fruits/jars (or $FRUITS_JARS_DIR)
 """

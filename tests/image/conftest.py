@@ -1,0 +1,93 @@
+"""`make image-test`: the built image, in real containers (podman or docker), against a local
+S3 server (moto on 127.0.0.1, reached with host networking). Not part of `make test`: it
+needs the image (`make image`), named by $FRUITS_IMAGE."""
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fruits.cli.main import app
+
+BUCKET = "fruits-image"
+REPORT = Path(__file__).resolve().parents[2] / ".cache" / "image-report.json"
+_report: dict = {}
+
+
+class Containers:
+    """Runs the image as pods and nodes would: uid 185, read-only root, no capabilities."""
+
+    def __init__(self, engine: str, image: str):
+        self.engine, self.image = engine, image
+        self.started: list[str] = []
+
+    def hardened(self, *, tmp: str | None = None, network: str = "host") -> list[str]:
+        """A pod's restrictions: the Spark user, a read-only root with a writable /tmp only,
+        every capability dropped, no privilege escalation."""
+        scratch = ["-v", f"{tmp}:/tmp"] if tmp else ["--tmpfs", "/tmp:rw,exec,size=4g"]
+        return ["--user", "185:185", "--read-only", *scratch, "--cap-drop=ALL",
+                "--security-opt", "no-new-privileges", f"--network={network}"]
+
+    def run(self, *args: str, options=(), timeout: int = 900) -> subprocess.CompletedProcess:
+        return subprocess.run([self.engine, "run", "--rm", *options, self.image, *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, name: str, *args: str, options=()) -> str:
+        """A long-running container (a Spark master or worker); removed at the end."""
+        full = f"fruits-test-{name}-{uuid.uuid4().hex[:6]}"
+        subprocess.run([self.engine, "run", "-d", "--name", full, *options, self.image, *args],
+                       check=True, capture_output=True, text=True)
+        self.started.append(full)
+        return full
+
+    def logs(self, name: str) -> str:
+        done = subprocess.run([self.engine, "logs", name], capture_output=True, text=True)
+        return done.stdout + done.stderr
+
+    def stop_all(self) -> None:
+        for name in self.started:
+            subprocess.run([self.engine, "rm", "-f", name], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def containers():
+    image, engine = os.environ.get("FRUITS_IMAGE"), os.environ.get("FRUITS_CONTAINER") or "podman"
+    if not image:
+        pytest.fail("Set FRUITS_IMAGE to the image to test (make image-test does).", pytrace=False)
+    if subprocess.run([engine, "image", "inspect", image], capture_output=True).returncode != 0:
+        pytest.fail(f"Image {image} not found by {engine}: build it first (make image).", pytrace=False)
+    runner = Containers(engine, image)
+    yield runner
+    runner.stop_all()
+
+
+@pytest.fixture(scope="session")
+def s3_sample(s3_server, sample_dir):
+    """The Fruits-360 sample in the local S3 server, uploaded with fruitsctl upload."""
+    result = CliRunner().invoke(app, ["upload", str(sample_dir), f"s3://{BUCKET}/sample", "--create-bucket"])
+    assert result.exit_code == 0, result.output
+    return s3_server
+
+
+def s3_job_env() -> list[str]:
+    """The static keys of the local S3 server, as a Secret would give them to pods."""
+    return [arg for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+            for arg in ("-e", f"{name}={os.environ[name]}")]
+
+
+def record(key: str, value) -> None:
+    """A figure for the report printed at the end (and written to .cache/image-report.json)."""
+    _report[key] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _report:
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(json.dumps(_report, indent=2))
+        terminalreporter.write_sep("-", "image report")
+        for key, value in _report.items():
+            terminalreporter.write_line(f"{key}: {value}")
