@@ -17,9 +17,12 @@ IMAGE      ?= fruits-pipeline:$(VERSION)
 REGISTRY   ?=
 # docker where its engine answers, else podman (a docker client alone cannot build)
 CONTAINER  ?= $(shell docker info >/dev/null 2>&1 && echo docker || command -v podman 2>/dev/null || command -v docker 2>/dev/null)
-# The image's base: the official apache/spark image, or the stand-in of `make spark-base`
-BASE_IMAGE ?= apache/spark:$(SPARK_VERSION)-scala2.12-java17-ubuntu
+# The image's base: ours (`make spark-base`: the official recipe on Debian 12, whose Python 3.11
+# is a final release), or BASE_IMAGE=apache/spark:$(SPARK_VERSION)-scala2.12-java17-ubuntu
 SPARK_BASE := localhost/spark-base:$(SPARK_VERSION)
+BASE_IMAGE ?= $(SPARK_BASE)
+# The Debian 12 root of spark-base: pulled, or made with debootstrap where no registry answers
+DEBIAN_IMAGE ?= docker.io/library/debian:bookworm-slim
 # Offline or behind a TLS-inspecting proxy: the backbone's ImageNet weights as a Keras weights
 # file, and the proxy's CA bundle (a build secret, never in the image)
 WEIGHTS    ?=
@@ -62,18 +65,22 @@ test: install jars ## Run the test suite (needs ../shared beside the project; no
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)
 
-spark-base: install ## Build a local stand-in for apache/spark (Debian 12, JRE 17, the pyspark wheel's Spark) where it cannot be pulled
+spark-base: install ## Build our Spark base: the official apache/spark recipe on Debian 12 (JRE 17, the pyspark wheel's Spark)
 	@test -n "$(CONTAINER)" || { echo "make spark-base needs docker or podman on the PATH"; exit 1; }
-	@if ! $(CONTAINER) image inspect localhost/debian-minbase:bookworm >/dev/null 2>&1; then \
-	  command -v debootstrap >/dev/null || { echo "make spark-base needs debootstrap (apt-get install debootstrap)"; exit 1; }; \
-	  rm -rf .cache/rootfs && debootstrap --variant=minbase bookworm .cache/rootfs http://deb.debian.org/debian \
-	  && tar -C .cache/rootfs -c . | $(CONTAINER) import - localhost/debian-minbase:bookworm && rm -rf .cache/rootfs; fi
-	$(BIN)/python images/spark-base/assemble.py .cache/spark-base-context $(SPARK_IMAGE_RECIPE)
-	$(CONTAINER) build -f images/spark-base/Dockerfile -t $(SPARK_BASE) .cache/spark-base-context
-	@echo "Stand-in base: $(SPARK_BASE)  (make image BASE_IMAGE=$(SPARK_BASE))"
+	@debian=$(DEBIAN_IMAGE); \
+	if ! $(CONTAINER) image inspect $$debian >/dev/null 2>&1 && ! $(CONTAINER) pull -q $$debian >/dev/null 2>&1; then \
+	  debian=localhost/debian-minbase:bookworm; echo "$(DEBIAN_IMAGE) cannot be pulled: using $$debian (debootstrap)"; \
+	  if ! $(CONTAINER) image inspect $$debian >/dev/null 2>&1; then \
+	    command -v debootstrap >/dev/null || { echo "make spark-base needs debootstrap here (apt-get install debootstrap)"; exit 1; }; \
+	    rm -rf .cache/rootfs && debootstrap --variant=minbase bookworm .cache/rootfs http://deb.debian.org/debian \
+	    && tar -C .cache/rootfs -c . | $(CONTAINER) import - $$debian && rm -rf .cache/rootfs || exit 1; fi; fi; \
+	$(BIN)/python images/spark-base/assemble.py .cache/spark-base-context $(SPARK_IMAGE_RECIPE) \
+	&& $(CONTAINER) build -f images/spark-base/Dockerfile --build-arg DEBIAN_IMAGE=$$debian -t $(SPARK_BASE) .cache/spark-base-context
 
 image: ## Build the pipeline image (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h5 CA_BUNDLE=ca.pem)
 	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman on the PATH"; exit 1; }
+	@if [ "$(BASE_IMAGE)" = "$(SPARK_BASE)" ] && ! $(CONTAINER) image inspect $(SPARK_BASE) >/dev/null 2>&1; then \
+	  $(MAKE) spark-base; fi
 	rm -rf $(IMAGE_INPUTS) && mkdir -p $(IMAGE_INPUTS)
 	$(if $(WEIGHTS),cp $(WEIGHTS) $(IMAGE_INPUTS)/)  # its name kept: Keras reads *.weights.h5 and legacy *.h5 apart
 	$(if $(CA_BUNDLE),,touch .cache/no-ca.pem)
@@ -81,7 +88,9 @@ image: ## Build the pipeline image (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h
 	  --secret id=ca,src=$(or $(CA_BUNDLE),.cache/no-ca.pem) .
 
 image-test: install ## Run the job in the image: alone, as a cluster of containers, from the operator's entry (needs `make image`)
+	rm -f .cache/image-report.json
 	FRUITS_IMAGE=$(IMAGE) FRUITS_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -m image tests/image -p no:cacheprovider
+	@echo "Image report (.cache/image-report.json):" && cat .cache/image-report.json
 
 image-push: image ## Push the image: make image-push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }

@@ -82,10 +82,15 @@ def s3a_conf(config: JobConfig, environ: Mapping[str, str] | None = None) -> dic
         "fs.s3a.signing-algorithm": "AWSS3V4SignerType",
         **S3A_TIMEOUTS,
     }
+    region = region_of(config, environ)
     if endpoint:
         conf["fs.s3a.endpoint"] = endpoint.split("://", 1)[-1].rstrip("/")
-    if region := region_of(config, environ):
-        conf["fs.s3a.endpoint.region"] = region
+        if region:  # the signing region of a custom endpoint (hadoop-aws 3.3.2+; 3.3.1 ignores it)
+            conf["fs.s3a.endpoint.region"] = region
+    elif region:
+        # The regional endpoint: every hadoop-aws honours it (3.3.1 has no fs.s3a.endpoint.region,
+        # HADOOP-17705), and the SDK signs for the region it names.
+        conf["fs.s3a.endpoint"] = f"s3.{region}.amazonaws.com"
     mode = config.s3_credentials
     if mode == "static":
         credentials_check(config, environ)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import BUCKET, record, s3_job_env
+from image_containers import BUCKET, containers, record, s3_job_env, s3_sample  # noqa: F401 - fixtures
 from fruits import __version__
 from fruits.cli.main import app
 from fruits.cluster.settings import SPARK_VERSION
@@ -89,6 +89,23 @@ def test_the_workers_use_the_baked_model_and_download_nothing(pod_run):
     assert not (scratch / ".keras" / "models").exists()  # Keras's download cache: nothing fetched
     printed = done.stdout + done.stderr
     assert "Downloading data from" not in printed and "TensorSpec" not in printed
+
+
+@pytest.mark.parametrize("runtime, env", [("tf", []), ("tflite", ["-e", "FRUITS_TFLITE_DIR="])],
+                         ids=["tf runtime", "tflite without the baked model"])
+def test_without_any_network_imagenet_comes_from_the_baked_weights(containers, sample_dir, runtime, env):
+    """--network none: a download would fail, so a complete output proves none was needed,
+    whether the Keras model runs itself or is converted again from the baked weights."""
+    script = (f"{SPARK_SUBMIT} --master 'local[2]' --conf spark.ui.enabled=false {JOB} --input /data "
+              f"--output /tmp/out --runtime {runtime} --weights imagenet --k 10 >/tmp/log 2>&1 || {{ tail -40 /tmp/log; exit 1; }}; "
+              "cat /tmp/out/manifest.json; ls /tmp/.keras/models 2>/dev/null | wc -l")
+    done = containers.run("sh", "-c", script, options=[*containers.hardened(network="none"), *env,
+                                                        "-e", "SPARK_LOCAL_IP=127.0.0.1", "-v", f"{sample_dir}:/data:ro"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest_text, downloaded = done.stdout.rsplit("}", 1)
+    manifest = json.loads(manifest_text + "}")
+    assert manifest["counts"]["ok"] == 648 and manifest["config"]["runtime"] == runtime
+    assert downloaded.strip() == "0"  # nothing in Keras's download cache
 
 
 def test_executors_in_containers_of_their_own_give_the_same_result(containers, pod_run, s3_sample):

@@ -1,6 +1,8 @@
-"""`make image-test`: the built image, in real containers (podman or docker), against a local
-S3 server (moto on 127.0.0.1, reached with host networking). Not part of `make test`: it
-needs the image (`make image`), named by $FRUITS_IMAGE."""
+"""Helpers and fixtures of `make image-test`: the built image, in real containers (podman or
+docker), against a local S3 server (moto on 127.0.0.1, reached with host networking). Not part
+of `make test`: it needs the image (`make image`), named by $FRUITS_IMAGE.
+
+(Not a conftest.py: the tests import helpers from the suite's own conftest by module name.)"""
 
 import json
 import os
@@ -80,14 +82,7 @@ def s3_job_env() -> list[str]:
 
 
 def record(key: str, value) -> None:
-    """A figure for the report printed at the end (and written to .cache/image-report.json)."""
+    """A figure for the image report (.cache/image-report.json, printed by make image-test)."""
     _report[key] = value
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _report:
-        REPORT.parent.mkdir(parents=True, exist_ok=True)
-        REPORT.write_text(json.dumps(_report, indent=2))
-        terminalreporter.write_sep("-", "image report")
-        for key, value in _report.items():
-            terminalreporter.write_line(f"{key}: {value}")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(_report, indent=2))
