@@ -72,7 +72,7 @@ spark-base: install ## Build our Spark base: the official apache/spark recipe on
 	  debian=localhost/debian-minbase:bookworm; echo "$(DEBIAN_IMAGE) cannot be pulled: using $$debian (debootstrap)"; \
 	  if ! $(CONTAINER) image inspect $$debian >/dev/null 2>&1; then \
 	    command -v debootstrap >/dev/null || { echo "make spark-base needs debootstrap here (apt-get install debootstrap)"; exit 1; }; \
-	    rm -rf .cache/rootfs && debootstrap --variant=minbase bookworm .cache/rootfs http://deb.debian.org/debian \
+	    rm -rf .cache/rootfs && mkdir -p .cache && debootstrap --variant=minbase bookworm $(CURDIR)/.cache/rootfs http://deb.debian.org/debian \
 	    && tar -C .cache/rootfs -c . | $(CONTAINER) import - $$debian && rm -rf .cache/rootfs || exit 1; fi; fi; \
 	$(BIN)/python images/spark-base/assemble.py .cache/spark-base-context $(SPARK_IMAGE_RECIPE) \
 	&& $(CONTAINER) build -f images/spark-base/Dockerfile --build-arg DEBIAN_IMAGE=$$debian -t $(SPARK_BASE) .cache/spark-base-context

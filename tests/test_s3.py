@@ -1,6 +1,11 @@
 """S3 for real: moto's S3 server on 127.0.0.1, reached through boto3 (upload) and S3A (the job)."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import moto.settings
@@ -191,3 +196,22 @@ def test_report_takes_its_s3_settings_from_a_config_file(s3_run, tmp_path):
     assert result.exit_code == 0, result.output
     evaluation = json.loads(result.output)
     assert evaluation["train_images"] + evaluation["test_images"] == 648
+
+
+def test_an_s3_event_log_opens_with_the_jobs_own_s3_settings(s3, s3_server, sample_dir, weights, tmp_path):
+    """Spark opens its event log directory while the SparkContext starts: the job's S3
+    settings must already be there (the endpoint only in the job's options here)."""
+    source = tmp_path / "in" / "Kiwi"
+    source.mkdir(parents=True)
+    for image in sorted((sample_dir / "Kiwi").glob("*.jpg"))[:4]:
+        shutil.copy(image, source / image.name)
+    environ = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_REGION")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "fruitsctl"), "run", "--input", str(tmp_path / "in"), "--output",
+         str(tmp_path / "out"), "--weights", weights, "--k", "2", "--spark-conf", "spark.ui.enabled=false",
+         "--spark-conf", "spark.eventLog.enabled=true", "--spark-conf", f"spark.eventLog.dir=s3a://{BUCKET}/spark-events",
+         "--s3-endpoint", s3_server, "--s3-path-style", "--s3-credentials", "static"],
+        capture_output=True, text=True, env=environ, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    logs = s3.list_objects_v2(Bucket=BUCKET, Prefix="spark-events/").get("Contents", [])
+    assert logs and logs[0]["Size"] > 0

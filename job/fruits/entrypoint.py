@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         from fruits.pipeline import run_job  # after argument checks: imports Spark
         from fruits.spark_session import submitted_spark
 
-        spark = submitted_spark()
+        spark = submitted_spark(config)
         try:
             manifest = run_job(spark, config)
         finally:

@@ -103,8 +103,21 @@ def s3a_conf(config: JobConfig, environ: Mapping[str, str] | None = None) -> dic
     return conf
 
 
+def s3a_session_conf(config: JobConfig, event_log_dir: str | None = None,
+                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """s3a_conf as `spark.hadoop.*` session settings, for a session builder: they are in place
+    before the SparkContext starts, when Spark already opens what it needs on S3 (the event
+    log directory). Empty when neither the job nor the event log touches S3."""
+    if not any(is_s3(uri) for uri in (config.input, config.output, event_log_dir)):
+        return {}
+    environ = os.environ if environ is None else environ
+    credentials_check(config, environ)
+    return {f"spark.hadoop.{key}": value for key, value in s3a_conf(config, environ).items()}
+
+
 def configure_s3a(spark, config: JobConfig, environ: Mapping[str, str] | None = None) -> None:
-    """Apply s3a_conf to the session's Hadoop configuration (driver and, through it, executors)."""
+    """Apply s3a_conf to a running session's Hadoop configuration (driver and, through it,
+    executors): for a session built before the job's settings were known (a shared one)."""
     environ = os.environ if environ is None else environ
     credentials_check(config, environ)
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()

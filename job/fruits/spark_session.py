@@ -6,6 +6,8 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
+from fruits.config import JobConfig
+from fruits.s3a import s3a_session_conf
 from fruits.s3a_jars import verified_jars
 
 # What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
@@ -37,8 +39,10 @@ LOCAL_SPARK_CONF = {
 LOCAL_MASTER = "local[*,4]"
 
 
-def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = None) -> SparkSession:
-    """A local-mode session whose Python workers run this interpreter."""
+def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = None,
+                job: JobConfig | None = None) -> SparkSession:
+    """A local-mode session whose Python workers run this interpreter; with the job's
+    settings, its S3 settings are in place before the SparkContext starts."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -46,7 +50,10 @@ def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = 
     conf = {**JOB_SPARK_CONF, **LOCAL_SPARK_CONF}
     if jars := verified_jars():  # the S3A connector, when `make jars` fetched it
         conf["spark.jars"] = ",".join(str(jar) for jar in jars)
-    for key, value in {**conf, **(extra_conf or {})}.items():
+    extra_conf = extra_conf or {}
+    if job:
+        conf.update(s3a_session_conf(job, extra_conf.get("spark.eventLog.dir")))
+    for key, value in {**conf, **extra_conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # Failed tasks are reported by fruitsctl itself (one sentence for a user error, the
@@ -55,10 +62,13 @@ def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = 
     return spark
 
 
-def submitted_spark() -> SparkSession:
-    """The session spark-submit set up (master, resources and S3 come from its conf)."""
+def submitted_spark(job: JobConfig) -> SparkSession:
+    """The session spark-submit set up (master and resources come from its conf), with the
+    job's S3 settings in place before the SparkContext starts (on a cluster the job reads and
+    writes S3, so they are there for an s3a:// event log too)."""
     builder = SparkSession.builder.appName("fruits")
-    for key, value in JOB_SPARK_CONF.items():
+    conf = {**JOB_SPARK_CONF, **s3a_session_conf(job)}
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

@@ -35,7 +35,7 @@ def run(
     if changes:
         config = JobConfig(**{**config.to_dict(), **changes})
     print_note(f"Starting Spark ({master}) ...")
-    spark = local_spark(master, parse_pairs("spark_conf", spark_conf or []))
+    spark = local_spark(master, parse_pairs("spark_conf", spark_conf or []), config)
     manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
     console.print(run_summary(manifest))
     for warning in manifest["warnings"]:
