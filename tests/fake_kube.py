@@ -1,9 +1,12 @@
 """A small Kubernetes API over real HTTP: the parts fruitsctl uses, for the official client.
 
-SparkApplications (create/get/list/delete, label selectors), pods, pod logs (streamed
-with follow=true), events. Tests play the spark-operator by setting `status` through
-`FakeKube.set_status`, and can switch off the CRD, forbid requests or stop the server.
-Every request is recorded, so tests can validate what the CLI sent.
+SparkApplications (create/get/list/delete, label selectors), namespaces and
+ServiceAccounts (read), pods, pod logs (streamed with follow=true), events. As the real API
+does, nothing is created in a namespace that does not exist. Tests play the spark-operator
+by setting `status` through `FakeKube.set_status`, or run tests/fake_operator.py's
+FakeOperator; they can switch off the CRD, forbid requests, make the operator's admission
+webhook deny, or stop the server. Every request is recorded, so tests can validate what the
+CLI sent.
 """
 
 import datetime as dt
@@ -17,6 +20,8 @@ from urllib.parse import parse_qs, urlparse
 
 APPS = re.compile(r"^/apis/sparkoperator\.k8s\.io/v1beta2/namespaces/([^/]+)/sparkapplications(?:/([^/]+))?$")
 POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/log)?$")
+NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
+SERVICE_ACCOUNT = re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)$")
 EVENTS = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
 
 
@@ -37,8 +42,13 @@ class FakeKube:
         self.logs_closed: set[tuple[str, str]] = set()
         self.events: list[dict] = []
         self.requests: list[tuple[str, str, dict | None]] = []
+        self.reads: dict[tuple[str, str], int] = {}  # GETs served per SparkApplication
+        self.namespaces = {"default"}
+        self.service_accounts = {("default", "fruits-spark")}
         self.crd_installed = True
         self.forbidden = False
+        self.forbidden_reads = False  # namespaces and ServiceAccounts: a namespace-scoped identity may not read them
+        self.webhook_denial: str | None = None  # what the operator's validating webhook says, if it refuses
         self.lock = threading.RLock()
         fake = self
 
@@ -69,6 +79,11 @@ class FakeKube:
                 if fake.forbidden:
                     return self._send(403, status(403, "Forbidden", f'user "test" cannot {method.lower()} '
                                                                    f'resource at {url.path}'))
+                if match := NAMESPACE.match(url.path):
+                    return self._read(match.group(1) in fake.namespaces, "namespaces", match.group(1))
+                if match := SERVICE_ACCOUNT.match(url.path):
+                    return self._read((match.group(1), match.group(2)) in fake.service_accounts, "serviceaccounts",
+                                      match.group(2))
                 if match := APPS.match(url.path):
                     if not fake.crd_installed:
                         return self._send(404, b"404 page not found", "text/plain")
@@ -80,9 +95,24 @@ class FakeKube:
                     return self._send(200, {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items})
                 return self._send(404, b"404 page not found", "text/plain")
 
+            def _read(self, exists: bool, kind: str, name: str):
+                if fake.forbidden_reads:
+                    return self._send(403, status(403, "Forbidden", f'{kind} "{name}" is forbidden'))
+                if not exists:
+                    return self._send(404, status(404, "NotFound", f'{kind} "{name}" not found',
+                                                  {"name": name, "kind": kind}))
+                return self._send(200, {"apiVersion": "v1", "metadata": {"name": name}})
+
             def _apps(self, method, namespace, name, body, query):
                 key = (namespace, name)
                 with fake.lock:
+                    if method == "POST" and namespace not in fake.namespaces:
+                        return self._send(404, status(404, "NotFound", f'namespaces "{namespace}" not found',
+                                                      {"name": namespace, "kind": "namespaces"}))
+                    if method == "POST" and fake.webhook_denial:
+                        return self._send(403, status(403, "Forbidden", 'admission webhook '
+                                                      '"validate-sparkapplication.sparkoperator.k8s.io" denied the '
+                                                      f'request: {fake.webhook_denial}'))
                     if method == "POST":
                         name = body["metadata"]["name"]
                         if (namespace, name) in fake.apps:
@@ -104,6 +134,7 @@ class FakeKube:
                                                       {"name": name, "group": "sparkoperator.k8s.io",
                                                        "kind": "sparkapplications"}))
                     if method == "GET":
+                        fake.reads[key] = fake.reads.get(key, 0) + 1
                         return self._send(200, fake.apps[key])
                     if method == "DELETE":
                         del fake.apps[key]

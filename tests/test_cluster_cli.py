@@ -8,7 +8,10 @@ import pytest
 import yaml
 from crd_schema import tighten, validate, validator
 from fake_kube import FakeKube
+from fake_operator import FakeOperator
 from typer.testing import CliRunner
+
+from fruits.cli import cluster as cluster_cli
 
 from fruits.cli.main import app
 from fruits.config import build_config
@@ -93,7 +96,7 @@ def test_render_reads_job_and_cluster_options_from_one_config_file(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--name", "Bad_Name"], "is not a valid Kubernetes name"),
+    (["--name", "Bad_Name"], "is not a valid SparkApplication name"),
     (["--executor-memory", "lots"], "must be a Spark memory size"),
     (["--executors", "0"], "--executors must be between 1 and 1000"),
     (["--conf", "novalue"], "takes KEY=VALUE"),
@@ -149,11 +152,95 @@ def test_submit_wait_exits_3_with_the_error_on_failed(kube):
     assert "driver container failed with ExitCode: 2" in flat(result.output)
 
 
-def test_submit_wait_exits_4_when_the_submission_is_rejected(kube):
-    play(kube, "run-rej", [(0.05, lambda: kube.set_status("default", "run-rej", "SUBMISSION_FAILED",
-                                                          error="image not found"))])
-    result = cli(kube, "submit", *JOB, "--name", "run-rej", "--wait", "--poll", "0.05")
-    assert result.exit_code == 4 and "image not found" in flat(result.output)
+# ---------------------------------------------------------------- against the operator's rules (fake_operator.py)
+@pytest.fixture
+def operator(kube):
+    running = []
+
+    def start(**options):
+        running.append(FakeOperator(kube, **options))
+        return running[-1]
+    yield start
+    for fake in running:
+        fake.stop()
+
+
+def test_a_failed_submission_is_retried_and_the_wait_goes_on_until_it_succeeds(kube, operator):
+    """SUBMISSION_FAILED is not an end: the operator retries (here the ServiceAccount appears
+    after the first attempt), and only COMPLETED or FAILED end a wait."""
+    kube.forbidden_reads = True  # the CLI cannot check the account itself
+    kube.service_accounts.discard(("default", "fruits-spark"))
+    operator(after_failed_submission=lambda: kube.service_accounts.add(("default", "fruits-spark")))
+    result = cli(kube, "submit", *JOB, "--name", "retried", "--wait", "--logs", "--poll", "0.02")
+    text = flat(result.output)
+    assert result.exit_code == 0, text
+    assert "retried: SUBMISSION_FAILED" in text and 'serviceaccount "fruits-spark" not found' in text
+    assert text.index("retried: SUBMISSION_FAILED") < text.index("retried: COMPLETED")
+    assert kube.apps[("default", "retried")]["status"]["submissionAttempts"] >= 2
+
+
+def test_every_submission_failing_ends_in_failed_and_exit_4(kube, operator):
+    kube.forbidden_reads = True
+    kube.service_accounts.clear()
+    operator()
+    result = cli(kube, "submit", *JOB, "--name", "never", "--retries", "2", "--wait", "--poll", "0.02")
+    assert result.exit_code == 4, result.output
+    assert 'serviceaccount "fruits-spark" not found' in flat(result.output)
+    assert kube.apps[("default", "never")]["status"]["submissionAttempts"] == 3  # the first try and 2 retries
+
+
+def test_submit_refuses_a_missing_service_account_naming_the_operators(kube, operator):
+    kube.service_accounts.clear()
+    result = cli(kube, "submit", *JOB, "--name", "no-sa")
+    text = flat(result.output)
+    assert result.exit_code == 2 and "ServiceAccount 'fruits-spark' does not exist in namespace 'default'" in text
+    assert "--service-account spark-operator-spark" in text and not kube.apps
+
+
+def test_submit_refuses_a_missing_namespace_with_the_install_order(kube):
+    result = cli(kube, "submit", *JOB, "-n", "fruits")
+    text = flat(result.output)
+    assert result.exit_code == 2 and "Namespace 'fruits' does not exist: kubectl create namespace fruits" in text
+    assert "spark.jobNamespaces={fruits}" in text and not kube.apps
+
+
+def test_a_run_no_operator_watches_gets_a_warning_naming_job_namespaces(kube, operator, monkeypatch):
+    monkeypatch.setattr(cluster_cli, "NO_STATUS_WARNING_S", 0.1)
+    kube.namespaces.add("fruits")
+    kube.service_accounts.add(("fruits", "fruits-spark"))
+    operator(job_namespaces=("default",))  # the operator chart's default
+    result = cli(kube, "submit", *JOB, "-n", "fruits", "--name", "unwatched", "--wait", "--poll", "0.02",
+                 "--timeout", "0.5")
+    text = flat(result.output)
+    assert result.exit_code == 5
+    assert "unwatched has no status after 0 s: no spark-operator seems to watch namespace 'fruits'" in text
+    assert "--set 'spark.jobNamespaces={fruits}'" in text
+
+
+def test_logs_follow_waits_for_the_driver_pod_and_wait_follows_a_run_it_did_not_submit(kube, operator, monkeypatch):
+    monkeypatch.setattr(cluster_cli, "DRIVER_POD_POLL_S", 0.02)
+    kube.apps[("default", "from-helm")] = yaml.safe_load(runner.invoke(app, ["render", *JOB, "--name", "from-helm"]).output)
+    threading.Timer(0.2, operator).start()  # the operator submits it a moment later
+    logs = cli(kube, "logs", "from-helm", "-f")
+    assert logs.exit_code == 0, logs.output
+    assert "from-helm is NEW: waiting for its driver pod" in flat(logs.output) and "run completed" in logs.output
+    waited = cli(kube, "wait", "from-helm", "--poll", "0.02")
+    assert waited.exit_code == 0 and "from-helm: COMPLETED" in flat(waited.output)
+
+
+@pytest.mark.parametrize("name", ["1st-run", "Run", "run_1", "run-"])
+def test_names_the_operator_would_refuse_are_refused_before_any_request(kube, name):
+    result = cli(kube, "submit", *JOB, "--name", name)
+    assert result.exit_code == 2 and "is not a valid SparkApplication name" in flat(result.output)
+    assert not kube.requests
+
+
+def test_a_webhook_denial_is_reported_as_such_not_as_rbac(kube):
+    kube.webhook_denial = 'spec.sparkConf: "spark.kubernetes.container.image" is managed by the operator'
+    result = cli(kube, "submit", *JOB, "--name", "denied")
+    text = flat(result.output)
+    assert result.exit_code == 2 and "admission webhook refused the SparkApplication" in text
+    assert "is managed by the operator" in text and "Role" not in text
 
 
 def test_submit_wait_exits_5_on_timeout(kube):
@@ -165,7 +252,7 @@ def test_submit_without_wait_names_the_run_and_returns(kube):
     result = cli(kube, "submit", *JOB)
     assert result.exit_code == 0
     (name,) = [key[1] for key in kube.apps]
-    assert name.startswith("fruits-") and f"fruitsctl status {name}" in flat(result.output)
+    assert name.startswith("fruits-") and f"fruitsctl wait {name} -n default --logs" in flat(result.output)
 
 
 # ---------------------------------------------------------------- status, list, logs, events, delete, ui
@@ -243,7 +330,7 @@ def test_crd_not_installed_says_how_to_install_the_operator(kube):
     result = cli(kube, "submit", *JOB)
     text = flat(result.output)
     assert result.exit_code == 2 and "SparkApplication resource is not installed" in text
-    assert "helm install spark-operator" in text
+    assert "helm upgrade --install spark-operator" in text and "spark.jobNamespaces={default}" in text
 
 
 def test_forbidden(kube):

@@ -11,10 +11,10 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from fruits.cli.console import (apps_table, console, events_table, print_error, print_note, state_line,
-                                status_table, styled)
+from fruits.cli.console import (apps_table, console, events_table, print_error, print_note, print_warning,
+                                state_line, status_table, styled)
 from fruits.cluster import states
-from fruits.cluster.kube import Kube
+from fruits.cluster.kube import Kube, operator_hint
 from fruits.cluster.manifest import APP_LABEL, APP_NAME, spark_application
 from fruits.cluster.settings import ClusterConfig
 from fruits.config import JobConfig
@@ -54,15 +54,28 @@ def render(config: JobConfig, cluster: ClusterConfig,
     print(_dump(_manifest(config, cluster), fmt), end="" if fmt == "yaml" else "\n")
 
 
+# How long an application may sit without any status before `--wait` says why it may never
+# get one (no operator watches its namespace).
+NO_STATUS_WARNING_S = 60.0
+DRIVER_POD_POLL_S = 2.0  # `logs -f` before the driver pod exists
+
+
 def follow(kube: Kube, namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
-    """Show state changes until the app ends; returns the exit code for its final state."""
-    deadline, last, log_thread = time.monotonic() + timeout, None, None
+    """Show state changes until the app ends (COMPLETED or FAILED); returns the exit code."""
+    started = time.monotonic()
+    deadline, last, log_thread, warned = started + timeout, None, None, False
     while True:
         app = kube.get_app(namespace, name)
         state, executors = states.state(app), states.executor_counts(app)
         if (state, executors) != last:
             console.print(state_line(app))
             last = (state, executors)
+        if not warned and not states.has_status(app) and time.monotonic() - started > NO_STATUS_WARNING_S:
+            print_warning(f"{name} has no status after {NO_STATUS_WARNING_S:.0f} s: no spark-operator seems to watch "
+                          f"namespace {namespace!r}. Install or reconfigure it: {operator_hint(namespace)}.")
+            warned = True
+        if state == "SUBMISSION_FAILED" and states.error_message(app):
+            print_note(f"submission failed (the operator retries): {states.error_message(app)}")
         pod = states.driver_pod(app)
         if logs and log_thread is None and pod and state not in ("NEW", "SUBMITTED", "SUBMISSION_FAILED"):
             def stream(pod=pod):
@@ -75,10 +88,10 @@ def follow(kube: Kube, namespace: str, name: str, timeout: float, poll: float, l
                 log_thread.join(timeout=30)
             if states.error_message(app):
                 print_error(states.error_message(app))
-            return states.EXIT_CODES[state]
+            return states.exit_code(app)
         if time.monotonic() > deadline:
             print_error(f"Timed out after {timeout:.0f} s with {name} still {state}: it keeps running; "
-                        f"follow it with `fruitsctl status {name} -n {namespace}`.")
+                        f"follow it with `fruitsctl wait {name} -n {namespace}`.")
             return states.EXIT_TIMEOUT
         time.sleep(poll)
 
@@ -91,17 +104,33 @@ def submit(
     poll: Annotated[float, typer.Option(help="Seconds between status checks while waiting.")] = 5.0,
     kubeconfig: KubeconfigOption = None, context: ContextOption = None,
 ) -> None:
-    """Create the SparkApplication; with --wait follow it (exit codes: 0 COMPLETED, 3 FAILED,
-    4 SUBMISSION_FAILED, 5 timed out, 2 user error)."""
+    """Create the SparkApplication; with --wait follow it to its end.
+
+    Exit codes: 0 COMPLETED, 3 FAILED, 4 FAILED without any submission getting through,
+    5 timed out, 2 user error."""
     body = _manifest(config, cluster)
     kube = Kube(kubeconfig, context)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    kube.check_submission(namespace, cluster.service_account)
     kube.create_app(body)
     console.print(styled("Created SparkApplication ", (name, "bold"), f" in namespace {namespace}."))
     if not (wait or logs):
-        print_note(f"Follow it with: fruitsctl status {name} -n {namespace}   (or submit --wait)")
+        print_note(f"Follow it with: fruitsctl wait {name} -n {namespace} --logs")
         return
     raise typer.Exit(follow(kube, namespace, name, timeout, poll, logs))
+
+
+TimeoutOption = Annotated[float, typer.Option(help="Give up waiting after this many seconds (exit 5).")]
+PollOption = Annotated[float, typer.Option(help="Seconds between status checks while waiting.")]
+
+
+def wait(name: NameArgument,
+         logs: Annotated[bool, typer.Option("--logs", help="Stream the driver's log once it starts.")] = False,
+         timeout: TimeoutOption = 6 * 3600, poll: PollOption = 5.0,
+         namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
+         context: ContextOption = None) -> None:
+    """Follow a run (submitted by fruitsctl, Helm or GitOps) until it ends (exit codes as submit --wait)."""
+    raise typer.Exit(follow(Kube(kubeconfig, context), namespace, name, timeout, poll, logs))
 
 
 def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: FormatOption = None,
@@ -131,12 +160,22 @@ def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
 def logs(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
          namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
          context: ContextOption = None) -> None:
-    """The driver's log."""
+    """The driver's log (-f: follow it, waiting for the driver pod first).
+
+    The driver pod exists only once the operator has submitted the run."""
     kube = Kube(kubeconfig, context)
     app = kube.get_app(namespace, name)
+    waited = False
+    while not states.driver_pod(app) and follow_ and not states.is_final(app):
+        if not waited:
+            print_note(f"{name} is {states.state(app)}: waiting for its driver pod ...")
+            waited = True
+        time.sleep(DRIVER_POD_POLL_S)
+        app = kube.get_app(namespace, name)
     pod = states.driver_pod(app)
     if not pod:
-        raise UserError(f"{name} has no driver pod yet (state {states.state(app)}): try again in a moment.")
+        raise UserError(f"{name} has no driver pod (state {states.state(app)}): `fruitsctl wait {name} --logs` "
+                        "follows it from submission on.")
     for line in kube.pod_log(namespace, pod, follow=follow_):
         print(line)
 

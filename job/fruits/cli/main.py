@@ -38,7 +38,8 @@ app.command("report")(with_settings(report, job_prefix="s3_"))
 app.command("evaluate")(with_settings(evaluate_command, job_prefix="s3_"))
 app.command("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
 app.command("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
-for command, function in (("status", cluster.status), ("list", cluster.list_apps), ("logs", cluster.logs),
+for command, function in (("wait", cluster.wait), ("status", cluster.status), ("list", cluster.list_apps),
+                          ("logs", cluster.logs),
                           ("events", cluster.events), ("delete", cluster.delete), ("ui", cluster.ui)):
     app.command(command, rich_help_panel="Cluster")(function)
 

@@ -23,7 +23,7 @@ def _parameter(cls, name: str) -> inspect.Parameter:
         annotation = Annotated[Optional[list[str]], option]
     else:
         declaration = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
-        option = typer.Option(declaration, help=help_text, show_default="none" if default is None else str(default),
+        option = typer.Option(declaration, *meta["aliases"], help=help_text, show_default="none" if default is None else str(default),
                               rich_help_panel=panel)
         annotation = Annotated[Optional[kind], option]
     # Every option defaults to None ("not given") so that a config file can fill it.

@@ -17,9 +17,17 @@ from kubernetes.config.config_exception import ConfigException
 from fruits.errors import UserError
 
 GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
-OPERATOR_HINT = ("install the spark-operator (v2.5.x): helm repo add spark-operator "
-                 "https://kubeflow.github.io/spark-operator && helm install spark-operator "
-                 "spark-operator/spark-operator --version 2.5.2 --namespace spark-operator --create-namespace")
+OPERATOR_VERSION = "2.5.2"
+
+
+def operator_hint(namespace: str) -> str:
+    """How to install the spark-operator so that it runs applications in `namespace`: the
+    operator only watches its spark.jobNamespaces (default: [default]), and its chart creates
+    a ServiceAccount and Role in each of them, so the namespace must exist first."""
+    return (f"kubectl create namespace {namespace} (if missing), then helm repo add spark-operator "
+            f"https://kubeflow.github.io/spark-operator && helm upgrade --install spark-operator "
+            f"spark-operator/spark-operator --version {OPERATOR_VERSION} --namespace spark-operator "
+            f"--create-namespace --set 'spark.jobNamespaces={{{namespace}}}'")
 
 
 def _status_body(exc: ApiException) -> dict:
@@ -68,7 +76,11 @@ class Kube:
                         raise UserError(f"No SparkApplication named {name!r} in namespace {namespace!r}: "
                                         "`fruitsctl list` shows the runs there.") from None
                     raise UserError(f"{what} {status['details']['name']!r} not found in namespace {namespace!r}.") from None
-                raise UserError(f"The SparkApplication resource is not installed on this cluster: {OPERATOR_HINT}.") from None
+                raise UserError(f"The SparkApplication resource is not installed on this cluster: install the "
+                                f"spark-operator: {operator_hint(namespace)}.") from None
+            message = status.get("message", exc.reason) or ""
+            if "admission webhook" in message:
+                raise UserError(f"The spark-operator's admission webhook refused the SparkApplication: {message}") from None
             if exc.status == 403:
                 raise UserError(f"Forbidden: your Kubernetes identity may not {verb} {PLURAL} in namespace "
                                 f"{namespace!r} ({status.get('message', exc.reason)}); ask for a Role granting it.") from None
@@ -83,6 +95,36 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise UserError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check that the "
                             "cluster is running and --context / --kubeconfig point at it.") from None
+
+    # What a submission needs before the operator can run it
+    def _exists(self, read) -> bool | None:
+        """Whether an object exists; None when this identity may not look (then nobody knows)."""
+        try:
+            read()
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            if exc.status in (401, 403):
+                return None
+            raise
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UserError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check that the "
+                            "cluster is running and --context / --kubeconfig point at it.") from None
+
+    def check_submission(self, namespace: str, service_account: str) -> None:
+        """Refuse, naming the fix, a submission the operator could only fail: a missing namespace
+        (nothing can be created in it) or driver ServiceAccount (spark-submit cannot create the
+        driver pod: SUBMISSION_FAILED, retried, then FAILED). Checks this identity may not make
+        are skipped."""
+        if self._exists(lambda: self.core.read_namespace(namespace)) is False:
+            raise UserError(f"Namespace {namespace!r} does not exist: {operator_hint(namespace)}; "
+                            "or choose another --namespace.")
+        if self._exists(lambda: self.core.read_namespaced_service_account(service_account, namespace)) is False:
+            raise UserError(f"ServiceAccount {service_account!r} does not exist in namespace {namespace!r}: install "
+                            f"the chart there (helm install fruits charts/fruits-pipeline -n {namespace} ...), which "
+                            "creates fruits-spark with its Role, or pass --service-account spark-operator-spark (the "
+                            "operator's chart creates it in each namespace it watches).")
 
     # SparkApplications
     def create_app(self, body: dict) -> dict:

@@ -14,16 +14,20 @@ from fruits.options import fields_of, option
 SPARK_VERSION = metadata.version("pyspark")
 JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
 SPARK_UID = 185  # the apache/spark image's non-root user
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# SparkApplication names must be DNS-1035 labels: the operator's webhook refuses others, and
+# Spark names the driver's Service after the application (a Service name is a DNS-1035 label).
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
     name: str | None = option(None, "SparkApplication name (default: fruits-<date>-<time>-<random>).")
-    namespace: str = option("default", "Kubernetes namespace.")
+    namespace: str = option("default", "Kubernetes namespace.", aliases=("-n",))
     image: str = option(f"fruits-pipeline:{__version__}", "Container image with Spark, TensorFlow and the job.")
     image_pull_policy: str = option("IfNotPresent", "Image pull policy.", choices=("IfNotPresent", "Always", "Never"))
-    service_account: str = option("fruits-spark", "ServiceAccount of driver and executors (IRSA role on EKS).")
+    service_account: str = option(
+        "fruits-spark", "ServiceAccount of driver and executors (IRSA role on EKS); the chart creates fruits-spark, "
+        "the spark-operator's chart creates spark-operator-spark in each namespace it watches.")
     executors: int = option(2, "Executor pods.", low=1, high=1000)
     executor_cores: int = option(1, "Cores per executor (= concurrent tasks, each with its own model).", low=1, high=64)
     executor_memory: str = option("2g", "JVM heap per executor.")
@@ -42,9 +46,12 @@ class ClusterConfig:
     labels: dict[str, str] = option({}, "Extra label on the SparkApplication and its pods.", aliases=("--label",))
 
     def __post_init__(self):
-        if self.name is not None and not DNS_LABEL.match(self.name):
-            raise UserError(f"--name {self.name!r} is not a valid Kubernetes name: use at most 63 lower-case "
-                            "letters, digits and '-', starting and ending with a letter or digit.")
+        if self.name is not None and not DNS_1035_LABEL.match(self.name):
+            raise UserError(f"--name {self.name!r} is not a valid SparkApplication name: use at most 63 lower-case "
+                            "letters, digits and '-', starting with a letter and ending with a letter or digit.")
+        if not DNS_1035_LABEL.match(self.namespace) and not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+                                                                      self.namespace):
+            raise UserError(f"--namespace {self.namespace!r} is not a valid namespace name.")
         for quantity in ("executor_memory", "executor_memory_overhead", "driver_memory", "driver_memory_overhead"):
             if not re.match(r"^[0-9]+[kmgt]?$", getattr(self, quantity)):
                 raise UserError(f"--{quantity.replace('_', '-')} must be a Spark memory size such as 512m or 2g; "

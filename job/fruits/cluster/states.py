@@ -3,17 +3,32 @@
 import datetime as dt
 from collections import Counter
 
-# Final states and fruitsctl's exit code for each; every other state is still moving.
-EXIT_CODES = {"COMPLETED": 0, "FAILED": 3, "SUBMISSION_FAILED": 4}
-EXIT_TIMEOUT = 5
+# The spark-operator ends an application in COMPLETED or FAILED only: SUBMISSION_FAILED goes
+# back to PENDING_RERUN while onSubmissionFailureRetries last, then to FAILED (the state
+# machine of internal/controller/sparkapplication/controller.go, v2.5.2).
+FINAL_STATES = ("COMPLETED", "FAILED")
+EXIT_COMPLETED, EXIT_FAILED, EXIT_NEVER_SUBMITTED, EXIT_TIMEOUT = 0, 3, 4, 5
 
 
 def state(app: dict) -> str:
     return ((app.get("status") or {}).get("applicationState") or {}).get("state") or "NEW"
 
 
+def has_status(app: dict) -> bool:
+    """Whether an operator has picked the application up at all."""
+    return bool(((app.get("status") or {}).get("applicationState") or {}).get("state"))
+
+
 def is_final(app: dict) -> bool:
-    return state(app) in EXIT_CODES
+    return state(app) in FINAL_STATES
+
+
+def exit_code(app: dict) -> int:
+    """0 COMPLETED; 3 FAILED; 4 FAILED without ever starting a driver (every submission failed)."""
+    if state(app) == "COMPLETED":
+        return EXIT_COMPLETED
+    submissions, executions = attempts(app)
+    return EXIT_NEVER_SUBMITTED if submissions and not executions else EXIT_FAILED
 
 
 def error_message(app: dict) -> str:
