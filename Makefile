@@ -35,7 +35,7 @@ ifneq ($(findstring podman,$(CONTAINER)),)
 export CONTAINERS_CONF ?= $(CURDIR)/images/podman/containers.conf
 endif
 VALUES     ?= charts/fruits-pipeline/ci/minikube-values.yaml
-OPERATOR_VERSION := 2.5.2
+OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fruits/cluster/kube.py)
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
@@ -105,7 +105,7 @@ chart: install ## Lint and render the chart with VALUES=<values file> (Helm's en
 minikube-up: ## minikube: start a cluster big enough for TensorFlow executors
 	minikube start --cpus 4 --memory 8g
 
-minikube-operator: ## minikube: install the spark-operator from its own chart
+minikube-operator: ## minikube: install the spark-operator from its own chart, watching namespace default
 	helm repo add spark-operator https://kubeflow.github.io/spark-operator
 	helm upgrade --install spark-operator spark-operator/spark-operator --version $(OPERATOR_VERSION) \
 	  --namespace spark-operator --create-namespace --set "spark.jobNamespaces={default}" --wait
@@ -124,10 +124,9 @@ minikube-upload: install ## minikube: upload the demo dataset (or DATA=<folder>)
 	  $(MINIO_ENV) $(BIN)/fruitsctl upload $${DATA:-.cache/demo-images} s3://fruits/sample --create-bucket; \
 	  status=$$?; kill $$pid; exit $$status
 
-minikube-run: install ## minikube: install the chart with VALUES and follow the run to its end
+minikube-run: install ## minikube: install the chart with VALUES and follow the run to its end (exit 0 only on COMPLETED)
 	helm upgrade --install fruits-pipeline charts/fruits-pipeline -f $(VALUES) --wait
-	$(BIN)/fruitsctl logs fruits-pipeline -f || true
-	$(BIN)/fruitsctl status fruits-pipeline
+	$(BIN)/fruitsctl wait fruits-pipeline --logs --poll 3
 
 minikube-report: install ## minikube: HTML report of the minikube run, read from MinIO
 	kubectl -n minio port-forward svc/minio 9000:9000 >/dev/null & pid=$$!; sleep 3; \

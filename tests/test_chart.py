@@ -87,6 +87,7 @@ def test_the_schema_rejects_wrong_types_and_unknown_keys(chart, bad, message):
     ({}, "job.input and job.output are required"),
     ({"job": {"input": "s3a://b/in", "output": "s3a://b/out"}, "schedule": "0 3 * * *"}, "must contain {run_id}"),
     ({"job": {"input": "s3a://b/in", "output": "s3a://b/out", "s3Credentials": "static"}}, "static needs cluster.s3Secret"),
+    ({"job": {"input": "s3a://b/in", "output": "s3a://b/out"}, "fullnameOverride": "2024-run"}, "not a DNS-1035 label"),
     ({"job": {"input": "s3a://b/in", "output": "s3a://b/o-{run_id}", "s3Credentials": "static"}, "schedule": "@daily"},
      "static needs cluster.s3Secret"),
 ])
@@ -155,6 +156,7 @@ def test_a_schedule_renders_a_scheduled_application_with_a_fresh_run_id_per_run(
 def test_chart_defaults_are_the_cli_defaults():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     job_defaults = {camel(name): getattr(JobConfig(), name) for name in FIELDS}
+    job_defaults["overwrite"] = True  # the one documented difference: a chart-managed application's output is its own
     assert values["job"] == job_defaults
     cluster = ClusterConfig()
     cluster_defaults = {camel(name): getattr(cluster, name) for name in CLUSTER_FIELDS if name not in CHART_ONLY_CLUSTER}
@@ -167,6 +169,7 @@ def settings_to_values(job: dict, cluster: dict) -> dict:
     chart_cluster = {camel(k): v for k, v in cluster.items() if k not in CHART_ONLY_CLUSTER}
     if "spark_conf" in cluster:
         chart_cluster["sparkConf"] = {**JOB_SPARK_CONF, **cluster["spark_conf"]}
+    job = {"overwrite": False, **job}  # the CLI's default, stated (the chart's is true)
     return {"job": {camel(k): v for k, v in job.items()}, "cluster": chart_cluster}
 
 
@@ -200,3 +203,24 @@ def test_the_rendered_arguments_and_conf_run_the_job_locally(chart, sample_dir, 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["counts"]["ok"] == 648 and manifest["run_id"] == "fruits-fruits-pipeline"
+
+
+def test_a_rerun_of_the_same_application_replaces_its_own_output(chart, spark, sample_dir, weights, tmp_path):
+    """helm upgrade or a GitOps sync that changes the spec: the operator reruns the application
+    under the same name, on the same output. It must complete, not fail on the finished run."""
+    from fruits.entrypoint import argument_parser
+    from fruits.pipeline import run_job
+
+    source = tmp_path / "in" / "Kiwi"
+    source.mkdir(parents=True)
+    for image in sorted((sample_dir / "Kiwi").glob("*.jpg"))[:4]:
+        (source / image.name).write_bytes(image.read_bytes())
+    manifests = []
+    for k in (2, 3):  # the second sync changed the spec
+        values = {"job": {"input": str(tmp_path / "in"), "output": str(tmp_path / "run"), "weights": weights, "k": k}}
+        arguments = render(chart, values)["SparkApplication"][0]["spec"]["arguments"]
+        parsed = {key: value for key, value in vars(argument_parser().parse_args(arguments)).items()
+                  if key != "config_file"}
+        manifests.append(run_job(spark, build_config(parsed)))
+    assert [m["pca"]["k"] for m in manifests] == [2, 3] and manifests[1]["config"]["overwrite"] is True
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["pca"]["k"] == 3
