@@ -62,3 +62,16 @@ def test_each_make_target_exists(command):
     for token in command[1:]:
         if "=" not in token:
             assert token in MAKE_TARGETS, f"no make target {token!r}"
+
+
+def test_make_minikube_run_follows_the_run_to_its_end():
+    recipe = (ROOT / "Makefile").read_text().split("\nminikube-run:", 1)[1].split("\n\n", 1)[0]
+    assert "fruitsctl wait fruits-pipeline --logs" in recipe and "|| true" not in recipe
+
+
+def test_the_eks_steps_enable_irsa_and_use_one_role_name_and_the_pushed_image():
+    eks = README.split("### EKS: S3 through IRSA", 1)[1].split("\n### ", 1)[0]
+    assert eks.index("associate-iam-oidc-provider") < eks.index("aws iam create-role")
+    assert "--role-name $ROLE" in eks and "role/$ROLE" in eks  # eksctl, aws and helm name the same role
+    assert eks.index("kubectl create namespace $NAMESPACE") < eks.index("spark.jobNamespaces={$NAMESPACE}")
+    assert "--set cluster.image=$REGISTRY/fruits-pipeline" in eks and "make image-push REGISTRY=$REGISTRY" in eks
