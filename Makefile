@@ -39,7 +39,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars run test bench clean image image-push image-test spark-base chart \
+.PHONY: help install jars run test bench clean image image-push image-test spark-base iam-policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -96,6 +96,9 @@ image-push: image ## Push the image: make image-push REGISTRY=123456789012.dkr.e
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }
 	$(CONTAINER) tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	$(CONTAINER) push $(REGISTRY)/$(IMAGE)
+
+iam-policy: install ## The least-privilege S3 policy for a values file's input, output and event logs (VALUES=...)
+	@$(BIN)/python -m fruits.cluster.iam deploy/iam/s3-policy.json $(VALUES)
 
 chart: install ## Lint and render the chart with VALUES=<values file> (Helm's engine, no helm binary needed)
 	$(BIN)/python -c "import yaml, helm_python as h; v = yaml.safe_load(open('$(VALUES)')); \

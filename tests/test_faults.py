@@ -204,27 +204,36 @@ def _args(source, output, weights, *extra) -> list[str]:
             "--k", "10", *extra]
 
 
-def test_a_driver_killed_mid_featurize_leaves_a_dead_run_that_a_rerun_replaces(
+def test_a_driver_killed_mid_featurize_is_resumed_by_its_retry_and_replaced_by_another_run(
         spark, small_input, weights, reference, tmp_path):
-    output = tmp_path / "out"
-    driver = subprocess.Popen([FRUITSCTL, "run", "--spark-conf", "spark.ui.enabled=false",
-                               *_args(small_input, output, weights, "--partitions", "16")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not list((output / STAGED).glob("part-*.parquet")) and driver.poll() is None:
-            assert time.monotonic() < deadline, "no featurize task finished within 300 s"
-            time.sleep(0.01)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Python workers, as a node loss would
-        driver.wait()
-    assert not (output / MANIFEST).exists(), "the run finished before it could be killed"
-    assert (output / IN_PROGRESS).exists()
-    rerun = run_job(spark, build_config(job_options(small_input, output, weights)))
-    assert rerun["counts"]["ok"] == len(reference)
-    assert_same_rows(output, reference)
-    assert not (output / STAGED).exists() and not (output / IN_PROGRESS).exists()
-    assert sorted(p.name for p in output.iterdir()) == ["errors", "features", "manifest.json", "model"]
+    """The operator retries a failed driver with the same run id (the application's name): the
+    retry keeps the partitions the dead driver finished and featurizes only the rest. A run
+    with another id replaces the dead run's output whole. Both give the exact rows."""
+    outputs = {}
+    for retry in ("same run", "another run"):
+        output = outputs[retry] = tmp_path / retry.replace(" ", "-")
+        driver = subprocess.Popen([FRUITSCTL, "run", "--spark-conf", "spark.ui.enabled=false", "--run-id", "app-1",
+                                   *_args(small_input, output, weights, "--partitions", "16")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while len(list((output / STAGED).glob("stats-*.npz"))) < 2 and driver.poll() is None:
+                assert time.monotonic() < deadline, "no featurize task finished within 300 s"
+                time.sleep(0.01)
+        finally:
+            os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Python workers, as a node loss would
+            driver.wait()
+        assert not (output / MANIFEST).exists(), "the run finished before it could be killed"
+        assert (output / IN_PROGRESS).exists()
+        finished = len(list((output / STAGED).glob("stats-*.npz")))
+        run_id = "app-1" if retry == "same run" else "app-2"
+        rerun = run_job(spark, build_config(job_options(small_input, output, weights, partitions=16, run_id=run_id)))
+        assert rerun["featurize"]["reused_partitions"] == (finished if retry == "same run" else 0)
+        assert 2 <= finished < 16 or retry == "another run"
+        assert rerun["counts"]["ok"] == len(reference)
+        assert_same_rows(output, reference)
+        assert not (output / STAGED).exists() and not (output / IN_PROGRESS).exists()
+        assert sorted(p.name for p in output.iterdir()) == ["errors", "features", "manifest.json", "model"]
 
 
 # ------------------------------------------------------------------ storage faults

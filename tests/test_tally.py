@@ -5,7 +5,7 @@ import pytest
 from collections import Counter
 
 from fruits.moments import BLOCK_ROWS, Moments, MomentsBuilder
-from fruits.tally import PartitionTally, RunTally, RunTallyParam
+from fruits.tally import PartitionTally, RunTally
 
 
 def rows(n: int, seed: int) -> np.ndarray:
@@ -30,15 +30,14 @@ def partition_tally(partition: int, data: np.ndarray, labels: list[str], failed:
     return counts.result()
 
 
-def test_a_partition_reported_twice_counts_once():
-    """A retried or speculative task, or an evicted block recomputed, reports its partition again."""
-    param = RunTallyParam()
+def test_a_partition_merged_twice_counts_once_and_a_tally_survives_its_file():
+    """Tallies travel as files (stats-NNNNN.npz) and merge by partition."""
     first, second = rows(50, 1), rows(70, 2)
-    total = param.zero(RunTally())
+    total = RunTally()
     for update in (partition_tally(0, first, ["apple"] * 50, failed=3),
                    partition_tally(1, second, ["pear"] * 70),
                    partition_tally(0, first, ["apple"] * 50, failed=3)):
-        total = param.addInPlace(total, update)
+        total = total.merge(RunTally.from_bytes(update.to_bytes()))
     assert total.partitions == {0, 1}
     assert (total.rows, total.failed, total.ok) == (123, 3, 120)
     assert total.labels == Counter(apple=50, pear=70)

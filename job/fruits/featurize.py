@@ -12,7 +12,6 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.accumulators import Accumulator
 
 from fruits.backbones import BACKBONES, Backbone
 from fruits.config import JobConfig
@@ -22,7 +21,7 @@ from fruits.output import DESCRIBED_SCHEMA, ERRORS, STAGED, STAGED_SCHEMA, part_
 from fruits.progress_counter import ImageCounterAddress, ImageReporter
 from fruits.storage import Store
 from fruits.runtimes import KerasRuntime, TFLiteRuntime, converted_model, converted_name
-from fruits.tally import PartitionTally
+from fruits.tally import PartitionTally, stats_file
 from fruits.vectors import to_arrow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -138,32 +137,31 @@ def featurize_files(rows: list[tuple], contents: list, model, backbone: Backbone
                            bad.append_column("error", pa.array(reasons, type=pa.string())), vectors)
 
 
-def plan_tasks(listing: pa.Table, partitions: int) -> list[list[tuple]]:
+def plan_tasks(listing: pa.Table, partitions: int) -> dict[int, list[tuple]]:
     """The listing cut into `partitions` contiguous runs of (path, label, split), equal in
-    count to one image: the same listing always gives the same tasks."""
+    count to one image, by partition number: the same listing always gives the same tasks."""
     rows = list(zip(*(listing.column(name).to_pylist() for name in ("path", "label", "split"))))
     partitions = max(1, min(partitions, len(rows)))
     bounds = [len(rows) * i // partitions for i in range(partitions + 1)]
-    return [rows[bounds[i]:bounds[i + 1]] for i in range(partitions)]
+    return {i: rows[bounds[i]:bounds[i + 1]] for i in range(partitions)}
 
 
-def featurize(spark, tasks: list[list[tuple]], config: JobConfig, source: Store, store: Store, tally: Accumulator,
-              progress: ImageCounterAddress | None = None) -> list[int]:
-    """Spark stage: each task reads its images from `source`, and writes to `store` (the run's
-    output) one staged Parquet file of features (STAGED_SCHEMA), and one of error rows
-    (ERROR_SCHEMA) where some files could not be read or decoded.
-
-    Each task adds its partition's counts and feature moments to `tally` (a RunTally
-    accumulator). Returns the partitions that staged a file.
+def featurize(spark, tasks: dict[int, list[tuple]], config: JobConfig, source: Store, store: Store,
+              progress: ImageCounterAddress | None = None) -> None:
+    """Spark stage: each task reads its partition's images from `source`, and writes to `store`
+    (the run's output) under STAGED: its features (part-NNNNN.parquet, STAGED_SCHEMA), then
+    its tally (stats-NNNNN.npz: counts, feature moments, time spent) last; and its error rows
+    (ERRORS/part-NNNNN.parquet) where some files could not be read or decoded. `tasks` maps
+    partition numbers to their (path, label, split) rows.
     """
     backbone = BACKBONES[config.model]
 
-    def featurize_partition(partition: int, rows: list[tuple]) -> Iterator[tuple[int, int]]:
+    def featurize_partition(partition: int, rows: list[tuple]) -> None:
         from pyspark import TaskContext
 
         context = TaskContext.get()
         threads = context.cpus() if context else 1
-        counts = PartitionTally(partition, config.fit_fraction, config.seed)
+        counts = PartitionTally(partition, config.fit_fraction, config.seed, cores=threads)
         model, errors = None, []
         report = ImageReporter(progress)
         with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
@@ -182,13 +180,12 @@ def featurize(spark, tasks: list[list[tuple]], config: JobConfig, source: Store,
                 report.images(len(chunk))
         if errors:
             store.write(f"{ERRORS}/{part_file(partition)}", pa.concat_tables(errors))
-        tally.add(counts.result())
-        yield partition, counts.ok
+        store.write_bytes(f"{STAGED}/{stats_file(partition)}", counts.result().to_bytes())  # last: done
 
-    def featurize_partitions(indexed: Iterator[tuple[int, list[tuple]]]) -> Iterator[tuple[int, int]]:
+    def featurize_partitions(indexed: Iterator[tuple[int, list[tuple]]]) -> Iterator[int]:
         for partition, rows in indexed:
-            yield from featurize_partition(partition, rows)
+            featurize_partition(partition, rows)
+            yield partition
 
-    done = spark.sparkContext.parallelize(list(enumerate(tasks)), len(tasks)).mapPartitions(
-        featurize_partitions).collect()
-    return sorted(partition for partition, ok in done if ok)
+    if tasks:
+        spark.sparkContext.parallelize(sorted(tasks.items()), len(tasks)).mapPartitions(featurize_partitions).collect()

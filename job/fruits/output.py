@@ -81,12 +81,14 @@ class RunOutput:
     def child(self, name: str) -> str:
         return f"{self.uri}/{name}"
 
-    def claim(self, run_id: str, overwrite: bool) -> None:
+    def claim(self, run_id: str, overwrite: bool, plan: str = "") -> bool:
         """Make the output ours for this run, refusing to replace results the user did not give up.
 
         A finished run (manifest present) is replaced only with overwrite. A run that died
         (in-progress marker, no manifest) is replaced, so a retried job converges on the
-        same final output. Only a run's own entries are ever deleted: any other entry makes
+        same final output; when it was this same run (its run id and plan, the fingerprint
+        of its input and settings: a retried driver), its finished partitions are kept and
+        True is returned. Only a run's own entries are ever deleted: any other entry makes
         the whole output refused, overwrite or not.
         """
         kind = self.store.kind()
@@ -106,13 +108,24 @@ class RunOutput:
             raise UserError(f"Output {self.uri!r} holds {', '.join(sorted(children))} but no {MANIFEST} or "
                             f"{IN_PROGRESS}: not provably a run's output, so the job leaves it alone; "
                             "choose another --output, or remove that folder yourself.")
+        resuming = IN_PROGRESS in children and MANIFEST not in children and self._marker() == (run_id, plan)
         if MANIFEST in children:  # first, so no reader takes the old results for the new
             self.store.delete(MANIFEST)
-        for name in sorted(set(children) - {MANIFEST, IN_PROGRESS}):
+        kept = {MANIFEST, IN_PROGRESS} | ({STAGED, ERRORS} if resuming else set())
+        for name in sorted(set(children) - kept):
             self.store.delete(name)
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self.store.write_text(IN_PROGRESS, json.dumps({"run_id": run_id, "started_at": started,
+        self.store.write_text(IN_PROGRESS, json.dumps({"run_id": run_id, "plan": plan, "started_at": started,
                                                        "writes": list(RUN_ENTRIES)}))
+        return resuming
+
+    def _marker(self) -> tuple[str | None, str | None]:
+        """(run id, plan) of the run that left the in-progress marker, if it says."""
+        try:
+            marker = json.loads(self.store.read_bytes(IN_PROGRESS))
+            return marker.get("run_id"), marker.get("plan")
+        except (ValueError, AttributeError):
+            return None, None
 
     def abandon(self) -> None:
         """Remove an output this run created but wrote nothing useful into."""

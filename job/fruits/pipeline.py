@@ -2,6 +2,8 @@
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import platform
 import time
 import uuid
@@ -21,7 +23,7 @@ from fruits.model_files import save_pipeline_model
 from fruits.reduce import fit_reduction, max_components, project_staged
 from fruits.s3a import configure_s3a, storage_errors_as_user_errors
 from fruits.storage import Store
-from fruits.tally import RunTally, RunTallyParam
+from fruits.tally import RunTally, merge_stats, stats_file
 
 # ~5 s of CNN work at 96 px: a task's own cost (~0.2 s: launch, the hand-over to Python, its
 # moments through the accumulator) stays under 5%. On 2 592 images, 2 tasks ran as fast as 4, 15%
@@ -40,6 +42,58 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def default_run_id(spark: SparkSession) -> str:
+    """On Kubernetes, the application's name: spark-submit names the driver pod and the app
+    after the SparkApplication (the spark-operator passes `--name`), which is stable across
+    the driver attempts of one application and unique per scheduled run; a retried driver
+    then finds its own output. Elsewhere, a new timestamped id."""
+    conf = spark.sparkContext.getConf()
+    if conf.get("spark.kubernetes.driver.pod.name", None):
+        return spark.sparkContext.appName
+    return new_run_id()
+
+
+def planned_cores(spark: SparkSession) -> int:
+    """The cores the job asked for (executors x cores each, or dynamic allocation's maximum),
+    not the ones registered so far: on Kubernetes, executors keep registering while the job
+    starts, and tasks cut for the first two would leave the rest idle."""
+    sc = spark.sparkContext
+    conf = sc.getConf()
+    if sc.master.startswith("local"):
+        return sc.defaultParallelism
+    if conf.get("spark.cores.max", None):  # a standalone cluster's cap
+        return max(1, int(conf.get("spark.cores.max")))
+    dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+    executors = conf.get("spark.dynamicAllocation.maxExecutors" if dynamic else "spark.executor.instances", None)
+    if executors and executors.isdigit() and int(executors) < 100_000:
+        return max(1, int(executors) * int(conf.get("spark.executor.cores", "1")))
+    return sc.defaultParallelism
+
+
+def merge_groups(spark: SparkSession, feature_dim: int) -> int:
+    """Spark tasks that merge the partitions' tallies: one per executor, within what
+    spark.driver.maxResultSize lets the driver receive (a d x d float64 matrix each)."""
+    conf = spark.sparkContext.getConf()
+    executors = 1 if spark.sparkContext.master.startswith("local") else planned_cores(spark) // int(
+        conf.get("spark.executor.cores", "1"))
+    limit = spark.sparkContext._jsc.sc().conf().getSizeAsBytes("spark.driver.maxResultSize", "1g")
+    per_group = feature_dim * feature_dim * 8 + (1 << 20)
+    return max(1, min(executors, limit // (2 * per_group) if limit else executors))
+
+
+def plan_fingerprint(listing: Listing, partitions: int, config: JobConfig) -> str:
+    """What a finished partition's staged files depend on: the images (path and size) and how
+    they were cut and featurized. A retried driver keeps the partitions of a run with the
+    same fingerprint."""
+    digest = hashlib.sha256()
+    settings = {name: getattr(config, name) for name in ("model", "weights", "image_size", "runtime", "fit_fraction",
+                                                          "seed")}
+    digest.update(json.dumps([partitions, settings], sort_keys=True).encode())
+    for path, size in zip(listing.paths, listing.sizes):
+        digest.update(f"{path}\0{size}\n".encode())
+    return digest.hexdigest()[:32]
+
+
 def _versions(spark: SparkSession) -> dict[str, str]:
     found = {"fruits": __version__, "python": platform.python_version(), "spark": spark.version}
     for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "pyarrow", "pandas"):
@@ -56,7 +110,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     if not config.input or not config.output:
         raise UserError("The job needs both --input and --output.")
     clock = clock or StageClock()
-    run_id = run_id or config.run_id or new_run_id()
+    run_id = run_id or config.run_id or default_run_id(spark)
     if "{run_id}" in config.output:  # scheduled runs: one output per run
         config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
     started = time.perf_counter()
@@ -69,26 +123,34 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     with clock.stage("ingest"):
         with storage_errors_as_user_errors(config.input, config, doing="list the input"):
             listing = list_images(source, shown=config.input)
+        cores = planned_cores(spark)
+        partitions = config.partitions or choose_partitions(len(listing.paths), cores)
         with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
             output = RunOutput(target, shown=config.output)
-            output.claim(run_id, config.overwrite)
+            resuming = output.claim(run_id, config.overwrite, plan_fingerprint(listing, partitions, config))
 
     images = len(listing.paths)
-    partitions = config.partitions or choose_partitions(images, spark.sparkContext.defaultParallelism)
-    tally = spark.sparkContext.accumulator(RunTally(), RunTallyParam())
+    tasks = plan_tasks(listing.table(), partitions) if images else {}
+    done = set()
+    if resuming:  # a retried driver of this run: keep what its finished tasks committed
+        staged = set(target.files(STAGED))
+        done = {p for p in tasks if stats_file(p) in staged}
+        for partition in set(tasks) - done:  # a task that died half-way may have left error rows
+            target.delete(f"{ERRORS}/{part_file(partition)}")
+    todo = {partition: rows for partition, rows in tasks.items() if partition not in done}
     try:
-        with clock.stage("featurize", images=images) as progress, worker_errors_as_user_errors(), \
-                storage_errors_as_user_errors(config.output, config):
-            tasks = plan_tasks(listing.table(), partitions) if images else []
-            staged = featurize(spark, tasks, config, source, target, tally, progress) if tasks else []
+        with clock.stage("featurize", images=sum(map(len, todo.values()))) as progress, \
+                worker_errors_as_user_errors(), storage_errors_as_user_errors(config.output, config):
+            featurize(spark, todo, config, source, target, progress)
     except UserError:
         output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
         raise
     with storage_errors_as_user_errors(config.output, config):
-        results = _reduce_and_write(spark, config, clock, output, target, listing, tally.value, staged)
+        groups = merge_groups(spark, BACKBONES[config.model].feature_dim)
+        tally, received = merge_stats(spark, target, STAGED, sorted(tasks), groups) if tasks else (RunTally(), 0)
+        results = _reduce_and_write(spark, config, clock, output, target, listing, tally)
 
     wall = time.perf_counter() - started
-    cores = spark.sparkContext.defaultParallelism
     manifest = {
         "format": "fruits-run/1",
         "run_id": run_id,
@@ -98,8 +160,10 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         "output": output.uri,
         **results,
         "timings_s": {**clock.timings, "total": round(wall, 3)},
-        "cost": {"executor_cores": cores, "core_seconds": round(cores * wall, 1),
-                 "core_seconds_per_1000_images": round(cores * wall * 1000 / max(images, 1), 1)},
+        "featurize": {"partitions": len(tasks), "reused_partitions": len(done), "planned_cores": cores,
+                      "stats_merge_tasks": groups, "stats_bytes_to_driver": received},
+        "cost": {"featurize_core_seconds": round(tally.core_seconds, 1),
+                 "core_seconds_per_1000_images": round(tally.core_seconds * 1000 / max(images, 1), 1)},
         "files": {"features": FEATURES, "errors": ERRORS, "model": MODEL},
         "config": config.to_dict(),
         "versions": _versions(spark),
@@ -110,7 +174,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
 
 
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      store: Store, listing: Listing, tally: RunTally, staged: list[int]) -> dict:
+                      store: Store, listing: Listing, tally: RunTally) -> dict:
     """Error rows, scaler + PCA, and the result files; returns the manifest's result fields."""
     backbone = BACKBONES[config.model]
     read_count = len(listing.paths) + len(listing.problems)
@@ -143,6 +207,7 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
     with clock.stage("write"):
         write_errors()
         save_pipeline_model(spark, reduction, store, MODEL)
+        staged = sorted(int(name[5:10]) for name in store.files(STAGED) if name.startswith("part-"))
         written = project_staged(spark, store, staged, reduction, source=STAGED, target=FEATURES)
         store.delete_dir(STAGED)
     if written != ok_count:

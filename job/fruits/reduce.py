@@ -94,7 +94,8 @@ def fit_reduction(moments: Moments, *, k: int | None, variance: float) -> Reduct
 def project_staged(spark: SparkSession, store: Store, partitions: list[int], reduction: Reduction,
                    source: str, target: str, rows_per_batch: int = 2048) -> int:
     """Spark stage: each staged features file under `source` -> the same rows plus a `pca`
-    column under `target`, one task per file. Returns the rows written.
+    column under `target`, one task per file (none for a file without rows). Returns the
+    rows written.
 
     NumPy on whole batches, one matrix product each: the Spark ML model applies the same
     maths row by row on the JVM.
@@ -104,6 +105,9 @@ def project_staged(spark: SparkSession, store: Store, partitions: list[int], red
     def project_files(chosen: Iterator[int]) -> Iterator[int]:
         for partition in chosen:
             name, rows = part_file(partition), 0
+            if not store.parquet_rows(f"{source}/{name}"):
+                yield 0
+                continue
             with store.writer(f"{target}/{name}", FEATURES_SCHEMA) as writer:
                 for batch in store.batches(f"{source}/{name}", rows_per_batch):
                     pca = from_arrow(batch.column("features")) @ weights + bias  # float64: no cancellation loss

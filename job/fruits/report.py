@@ -153,7 +153,7 @@ def build_report(results: RunResults, evaluation: dict | None = None) -> str:
                ["model", f"{model['name']} @ {model['image_size']}px, {model['feature_dim']}-d, weights {model['weights']}"],
                ["PCA", f"k = {reduction['k']}, variance kept {reduction['variance_kept']:.2%}"],
                ["wall time", f"{m['timings_s']['total']:.1f} s"],
-               ["cost", f"{m['cost']['core_seconds_per_1000_images']} executor core-seconds per 1 000 images"]]
+               ["cost", f"{m['cost']['core_seconds_per_1000_images']} featurize core-seconds per 1 000 images (task time x cores)"]]
     sections.append(("Summary", _table(["", ""], summary)))
 
     per_split = Counter(zip(table["label"], table["split"]))

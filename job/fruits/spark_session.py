@@ -1,13 +1,15 @@
 """The one place a SparkSession is built, for local runs and inside spark-submit."""
 
 import os
+import re
 import sys
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
 from fruits.config import JobConfig
-from fruits.s3a import s3a_session_conf
+from fruits.errors import UserError
+from fruits.s3a import explain_storage_error, s3a_session_conf
 from fruits.s3a_jars import verified_jars
 
 # What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
@@ -55,7 +57,7 @@ def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = 
         conf.update(s3a_session_conf(job, extra_conf.get("spark.eventLog.dir")))
     for key, value in {**conf, **extra_conf}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = _start(builder, job)
     # Failed tasks are reported by fruitsctl itself (one sentence for a user error, the
     # exception otherwise); Spark's own log of them is a wall of Java stack traces.
     spark.sparkContext.setLogLevel("OFF")
@@ -70,9 +72,29 @@ def submitted_spark(job: JobConfig) -> SparkSession:
     conf = {**JOB_SPARK_CONF, **s3a_session_conf(job)}
     for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = _start(builder, job)
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def _start(builder, job: JobConfig | None) -> SparkSession:
+    """The session, or one sentence when what Spark opens at start, its event log directory,
+    cannot be used (missing, or denied to the job's credentials)."""
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - only the event log's failures become sentences
+        text = str(exc)
+        where = re.search(r"\b(s3a?|s3n|file|hdfs)://[^\s'\"]+", text)
+        if "EventLog" not in text or where is None:
+            raise
+        directory = where.group(0)
+        if "FileNotFoundException" in text:
+            raise UserError(f"Spark's event log directory {directory} does not exist: create it first (on S3: aws "
+                            "s3api put-object --bucket BUCKET --key PREFIX/), or leave the event log out.") from None
+        message = explain_storage_error(text, directory, job) if job else None
+        if message is None:
+            raise
+        raise UserError(f"Spark cannot open its event log directory: {message}") from None
 
 
 @contextmanager

@@ -1,20 +1,29 @@
-"""What the featurize pass learns on the way: counts per label and split, and the moments
-of the features for the PCA fit.
+"""What the featurize pass learns on the way: counts per label and split, the moments of the
+features for the PCA fit, and the task time actually spent.
 
-Each featurize task sends one RunTally through a Spark accumulator when it has featurized
-its partition, so the driver has the counts and the PCA statistics as soon as the pass
-ends, without a second pass over the features. Tallies are keyed by partition: a partition
-featurized twice (a retried or speculative task, an evicted cache block recomputed) is
-counted once, whichever attempt reports first (they hold the same images).
+Each featurize task writes its partition's tally beside its staged features
+(`_staging/stats-NNNNN.npz`, committed after them: its presence says the partition is done).
+A small Spark stage then merges the files on the executors, a group per executor, so the
+driver receives one tally per executor whatever the number of tasks or images (a d x d
+float64 scatter matrix is 12.5 MiB for d = 1280: one per task through an accumulator grew
+with the task count and hit spark.driver.maxResultSize). Tallies are keyed by partition: a
+partition merged twice counts once.
 """
 
+import io
+import json
+import pickle
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from pyspark.accumulators import AccumulatorParam
 
 from fruits.moments import Moments, MomentsBuilder
+
+
+def stats_file(partition: int) -> str:
+    return f"stats-{partition:05d}.npz"
 
 
 @dataclass
@@ -25,6 +34,7 @@ class RunTally:
     labels: Counter = field(default_factory=Counter)  # usable images per label
     splits: Counter = field(default_factory=Counter)  # usable images per split
     moments: Moments = field(default_factory=Moments.empty)  # of the rows sampled for the fit
+    core_seconds: float = 0.0  # task time x the task's cores, as spent
 
     @property
     def ok(self) -> int:
@@ -34,26 +44,41 @@ class RunTally:
         if other.partitions & self.partitions or not other.partitions:
             return self  # a repeated partition, or nothing
         return RunTally(self.partitions | other.partitions, self.rows + other.rows, self.failed + other.failed,
-                        self.labels + other.labels, self.splits + other.splits, self.moments.merge(other.moments))
+                        self.labels + other.labels, self.splits + other.splits, self.moments.merge(other.moments),
+                        self.core_seconds + other.core_seconds)
 
+    def to_bytes(self) -> bytes:
+        counts = {"partitions": sorted(self.partitions), "rows": self.rows, "failed": self.failed,
+                  "labels": self.labels, "splits": self.splits, "core_seconds": self.core_seconds}
+        buffer = io.BytesIO()
+        upper = np.triu_indices(len(self.moments.mean))  # the scatter matrix is symmetric: half of it
+        np.savez(buffer, counts=np.frombuffer(json.dumps(counts).encode(), dtype=np.uint8),
+                 n=np.array(self.moments.n), mean=self.moments.mean, scatter=self.moments.scatter[upper])
+        return buffer.getvalue()
 
-class RunTallyParam(AccumulatorParam):
-    def zero(self, value: RunTally) -> RunTally:
-        return RunTally()
-
-    def addInPlace(self, value1: RunTally, value2: RunTally) -> RunTally:
-        return value1.merge(value2)
+    @staticmethod
+    def from_bytes(data: bytes) -> "RunTally":
+        with np.load(io.BytesIO(data)) as arrays:
+            counts, n = json.loads(arrays["counts"].tobytes()), int(arrays["n"])
+            mean, upper = arrays["mean"], arrays["scatter"]
+        scatter = np.zeros((len(mean), len(mean)))
+        scatter[np.triu_indices(len(mean))] = upper
+        scatter += np.triu(scatter, 1).T
+        moments = Moments(n, mean, scatter)
+        return RunTally(frozenset(counts["partitions"]), counts["rows"], counts["failed"], Counter(counts["labels"]),
+                        Counter(counts["splits"]), moments, counts["core_seconds"])
 
 
 class PartitionTally:
     """A task's tally, fed batch by batch; rows enter the moments with probability
     `fit_fraction` (seeded per partition, so a repeated task samples the same rows)."""
 
-    def __init__(self, partition: int, fit_fraction: float = 1.0, seed: int = 0):
+    def __init__(self, partition: int, fit_fraction: float = 1.0, seed: int = 0, cores: int = 1):
         self.partition = partition
         self.fit_fraction = fit_fraction
         self._random = np.random.default_rng([seed, partition]) if fit_fraction < 1.0 else None
         self._moments = MomentsBuilder()
+        self._started, self._cores = time.perf_counter(), cores
         self.rows = self.failed = 0
         self.labels: Counter = Counter()
         self.splits: Counter = Counter()
@@ -75,4 +100,21 @@ class PartitionTally:
 
     def result(self) -> RunTally:
         return RunTally(frozenset([self.partition]), self.rows, self.failed, self.labels, self.splits,
-                        self._moments.result())
+                        self._moments.result(), (time.perf_counter() - self._started) * self._cores)
+
+
+def merge_stats(spark, store, folder: str, partitions: list[int], groups: int) -> tuple[RunTally, int]:
+    """The merged tally of `partitions` (their stats files under store/folder), merged in
+    `groups` Spark tasks; returns it with the bytes the driver received for it."""
+    def merge_group(chosen):
+        total = RunTally()
+        for partition in chosen:
+            total = total.merge(RunTally.from_bytes(store.read_bytes(f"{folder}/{stats_file(partition)}")))
+        yield pickle.dumps(total, protocol=pickle.HIGHEST_PROTOCOL)
+
+    groups = max(1, min(groups, len(partitions)))
+    total, received = RunTally(), 0
+    for result in spark.sparkContext.parallelize(partitions, groups).mapPartitions(merge_group).collect():
+        received += len(result)
+        total = total.merge(pickle.loads(result))
+    return total, received

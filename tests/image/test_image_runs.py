@@ -162,7 +162,7 @@ def test_the_operator_entry_reaches_the_job_with_the_rendered_arguments(containe
                           "--class", "org.apache.spark.deploy.PythonRunner", spec["mainApplicationFile"],
                           *spec["arguments"], timeout=600,
                           options=[*containers.hardened(), "-v", f"{conf}:/opt/spark/conf/spark.properties:ro",
-                                   "-e", "SPARK_DRIVER_BIND_ADDRESS=127.0.0.1"])
+                                   "-e", "SPARK_DRIVER_BIND_ADDRESS=127.0.0.1", *s3_job_env()])  # the Secret's keys
     printed = done.stdout + done.stderr
     assert done.returncode != 0
     assert f"Fruits! job {__version__}: s3a://{BUCKET}/sample -> s3a://{BUCKET}/runs/operator" in printed  # arguments parsed

@@ -1,0 +1,51 @@
+"""The least-privilege S3 policy of a run, from deploy/iam/s3-policy.json and the values the
+chart runs with: the input read, the output and the Spark event logs written, nothing else.
+
+    python -m fruits.cluster.iam deploy/iam/s3-policy.json VALUES.yaml   # (make iam-policy)
+"""
+
+import json
+import string
+import sys
+from pathlib import Path
+
+import yaml
+
+from fruits.errors import UserError
+
+EVENT_LOG_STATEMENT = "WriteTheSparkEventLogs"
+
+
+def _bucket_and_prefix(uri: str, what: str) -> tuple[str, str]:
+    if not uri or "://" not in uri or uri.split("://", 1)[0] not in ("s3", "s3a", "s3n"):
+        raise UserError(f"{what} {uri!r} is not an s3a:// URI: the IAM policy is for runs on S3.")
+    bucket, _, prefix = uri.split("://", 1)[1].partition("/")
+    return bucket, prefix.strip("/").replace("{run_id}", "*")  # a scheduled output: every run's folder
+
+
+def render_policy(template: str, values: dict) -> dict:
+    """The policy for the chart `values` (job.input, job.output, cluster.eventLogDir)."""
+    job, cluster = values.get("job") or {}, values.get("cluster") or {}
+    places = {"INPUT_PREFIX": _bucket_and_prefix(job.get("input"), "job.input"),
+              "OUTPUT_PREFIX": _bucket_and_prefix(job.get("output"), "job.output")}
+    if cluster.get("eventLogDir"):
+        places["EVENT_LOG_PREFIX"] = _bucket_and_prefix(cluster["eventLogDir"], "cluster.eventLogDir")
+    buckets = {bucket for bucket, _ in places.values()}
+    if len(buckets) != 1:
+        raise UserError(f"The input, output and event logs are in {len(buckets)} buckets ({', '.join(sorted(buckets))}): "
+                        "the policy template covers one bucket; render one policy per bucket.")
+    fields = {name: prefix for name, (_, prefix) in places.items()}
+    policy = json.loads(string.Template(template).safe_substitute(BUCKET=buckets.pop(), **fields))
+    if "EVENT_LOG_PREFIX" not in fields:
+        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != EVENT_LOG_STATEMENT]
+    return policy
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__.strip().splitlines()[-1].strip())
+    values = yaml.safe_load(Path(sys.argv[2]).read_text()) or {}
+    try:
+        print(json.dumps(render_policy(Path(sys.argv[1]).read_text(), values), indent=2))
+    except UserError as exc:
+        raise SystemExit(f"Error: {exc}") from None
