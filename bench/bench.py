@@ -195,6 +195,28 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
             "peak_rss_mb": {"driver_and_jvm": round(rss.driver), "python_worker": round(rss.worker)}}
 
 
+def measure_stats(datasets: list[str], images_per_task: int) -> dict:
+    """What the driver receives for the PCA statistics, at growing data and task counts (the
+    tasks are many small ones on purpose: one per `images_per_task` images)."""
+    from fruits.config import build_config
+    from fruits.pipeline import run_job
+    from fruits.spark_session import local_spark
+
+    spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
+    found = {}
+    for dataset in datasets:
+        output = WORK / f"out-stats-{os.getpid()}"
+        shutil.rmtree(output, ignore_errors=True)
+        images = sum(1 for _ in Path(dataset).glob("*/*.jpg"))
+        config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS),
+                               "partitions": max(1, images // images_per_task)})
+        featurize = run_job(spark, config)["featurize"]
+        found[str(images)] = {"tasks": featurize["partitions"], "bytes": featurize["stats_bytes_to_driver"]}
+        shutil.rmtree(output, ignore_errors=True)
+    spark.stop()
+    return found
+
+
 def measure_seeds(dataset: str, images: int) -> dict:
     import pyarrow.parquet as pq
 
@@ -258,7 +280,7 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, str(ROOT / "job"))
         measure = {"raw": measure_raw, "decode": measure_decode, "pipeline": measure_pipeline,
-                   "seeds": measure_seeds}[args.child]
+                   "seeds": measure_seeds, "stats": measure_stats}[args.child]
         print(json.dumps(measure(**json.loads(args.kwargs))))
         return
 
@@ -289,6 +311,9 @@ def main() -> None:
 
     small = in_child("pipeline", dataset=str(replicate_sample(max(64, args.images // 4))), size=size, warm_runs=0,
                      runtime=runtime)
+    quarter = max(64, args.images // 4)
+    stats_bytes = in_child("stats", datasets=[str(replicate_sample(quarter)), dataset], images_per_task=100)
+    print(f"  PCA statistics to the driver: {stats_bytes}", flush=True)
     sweep = {}
     for entry in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         extra, _, extra_runtime = entry.partition(":")
@@ -335,6 +360,8 @@ def main() -> None:
                    "pipeline_cold_baked_img_s": spread(cold_baked), "pipeline_warm_img_s": spread(warm),
                    "seeds_img_s": spread([s["img_s"] for s in seeds])},
         "stage_timings_s_warm": pipeline[0]["warm"][-1]["timings_s"],
+        # bytes the driver receives for the PCA statistics, at 1/4 and at the full input
+        "pca_stats_bytes_to_driver": stats_bytes,
         "size_sweep": sweep,
         "scale": scale,
     }
@@ -371,6 +398,9 @@ def print_table(results: dict) -> None:
     quarter = results["peak_rss_mb_quarter_input"]
     table.add_row("peak RSS, 1/4 input", f"driver+JVM {quarter['driver_and_jvm']} MB",
                   f"worker {quarter['python_worker']} MB", "")
+    (small_images, small), (full_images, full) = results["pca_stats_bytes_to_driver"].items()
+    table.add_row("PCA statistics to the driver", f"{small['bytes'] / 2**20:.1f} / {full['bytes'] / 2**20:.1f} MiB",
+                  f"{small_images} / {full_images} images, {small['tasks']} / {full['tasks']} tasks", "")
     for size, figures in results["size_sweep"].items():
         table.add_row(f"{size}: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}",
                       f"{figures['ratio_pipeline_to_raw']:.2f}x", f"{figures['accuracy']:.3f}")

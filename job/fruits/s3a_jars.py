@@ -68,6 +68,16 @@ def fetch_jars(folder: Path | None = None) -> list[Path]:
     return found
 
 
+def hadoop_version(spark_jars: Path) -> str | None:
+    """The Hadoop client version Spark ships (its hadoop-client-api jar)."""
+    found = sorted(spark_jars.glob("hadoop-client-api-*.jar"))
+    return found[0].name.removeprefix("hadoop-client-api-").removesuffix(".jar") if found else None
+
+
 if __name__ == "__main__":
     for jar in fetch_jars():
         print(jar)
+    if len(sys.argv) == 3 and sys.argv[1] == "--spark-jars":  # the image's build says what it bakes
+        print(f"S3A connector: {' + '.join(sorted(JARS))}, the verified pair from {SOURCE_SDIST} (PyPI; Maven "
+              f"Central is not reachable from our builds); Spark's Hadoop client: "
+              f"{hadoop_version(Path(sys.argv[2])) or 'not found'}")
