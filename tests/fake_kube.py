@@ -44,7 +44,7 @@ class FakeKube:
         self.requests: list[tuple[str, str, dict | None]] = []
         self.reads: dict[tuple[str, str], int] = {}  # GETs served per SparkApplication
         self.namespaces = {"default"}
-        self.service_accounts = {("default", "fruits-spark")}
+        self.service_accounts = {("default", "fruits-spark"), ("default", "fruits-spark-executor")}
         self.crd_installed = True
         self.forbidden = False
         self.forbidden_reads = False  # namespaces and ServiceAccounts: a namespace-scoped identity may not read them

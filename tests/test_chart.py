@@ -59,9 +59,10 @@ def test_every_rendered_object_is_valid(chart, values_file):
     spark = objects.get("SparkApplication", []) + objects.get("ScheduledSparkApplication", [])
     assert len(spark) == 1
     validate(spark[0])
+    assert [len(objects[kind]) for kind in ("ServiceAccount", "Role", "RoleBinding")] == [2, 1, 1]
     for kind in ("ServiceAccount", "Role", "RoleBinding"):
-        (document,) = objects[kind]
-        validate_core(document, "1.31.0", strict=True)
+        for document in objects[kind]:
+            validate_core(document, "1.31.0", strict=True)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -96,13 +97,17 @@ def test_required_values_fail_with_a_message(chart, values, message):
         chart.render(values, name="fruits", namespace="ml")
 
 
-def test_irsa_service_account_and_secret_free_pods_on_eks(chart):
+def test_irsa_service_accounts_and_secret_free_pods_on_eks(chart):
     objects = render(chart, ci_values(CHART / "ci" / "eks-values.yaml"))
-    (account,) = objects["ServiceAccount"]
-    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn":
-                                                  "arn:aws:iam::123456789012:role/fruits-pipeline-s3"}
+    accounts = {a["metadata"]["name"]: a for a in objects["ServiceAccount"]}
     spec = objects["SparkApplication"][0]["spec"]
-    assert spec["driver"]["serviceAccount"] == spec["executor"]["serviceAccount"] == account["metadata"]["name"]
+    driver, executor = accounts[spec["driver"]["serviceAccount"]], accounts[spec["executor"]["serviceAccount"]]
+    assert driver is not executor
+    for account in (driver, executor):  # both reach S3 through the role
+        assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn":
+                                                      "arn:aws:iam::123456789012:role/fruits-pipeline-s3"}
+    assert driver["automountServiceAccountToken"] is True  # it runs its executor pods
+    assert executor["automountServiceAccountToken"] is False  # no Kubernetes API token in a pod that parses JPEGs
     assert "envFrom" not in spec["driver"]
     arguments = spec["arguments"]
     assert arguments[arguments.index("--s3-credentials") + 1] == "irsa"
@@ -114,33 +119,89 @@ def test_minikube_reads_static_keys_from_a_secret(chart):
     for pod in (spec["driver"], spec["executor"]):
         assert pod["envFrom"] == [{"secretRef": {"name": "minio-credentials"}}]
     assert "--s3-path-style" in spec["arguments"] and spec["imagePullPolicy"] == "Never"
-    account = render(chart, ci_values(CHART / "ci" / "minikube-values.yaml"))["ServiceAccount"][0]
-    assert "annotations" not in account["metadata"]
+    for account in render(chart, ci_values(CHART / "ci" / "minikube-values.yaml"))["ServiceAccount"]:
+        assert "annotations" not in account["metadata"]
 
 
-def test_rbac_is_namespaced_and_limited_to_what_the_driver_does(chart):
+# Each verb the driver's Role grants, and the Spark 3.5 call that needs it
+# (resource-managers/kubernetes/core/.../KubernetesClusterSchedulerBackend, ExecutorPodsAllocator,
+# ExecutorPodsWatchSnapshotSource, ExecutorPodsPollingSnapshotSource, ExecutorPodsLifecycleManager).
+DRIVER_VERBS = {
+    ("pods", "create"): "ExecutorPodsAllocator creates the executor pods",
+    ("pods", "get"): "ExecutorPodsAllocator reads the driver's own pod (owner of the executors)",
+    ("pods", "list"): "ExecutorPodsPollingSnapshotSource lists the executors; doKillExecutors finds running ones",
+    ("pods", "watch"): "ExecutorPodsWatchSnapshotSource watches the executors",
+    ("pods", "patch"): "executor-id and decommissioning labels on executor pods",
+    ("pods", "delete"): "ExecutorPodsLifecycleManager deletes a finished or failed executor",
+    ("pods", "deletecollection"): "stop() and doKillExecutors delete the executors by label",
+    ("configmaps", "create"): "setUpExecutorConfigMap: the executors' Spark conf",
+    ("configmaps", "delete"): "the executors' conf map, by name",
+    ("configmaps", "deletecollection"): "stop() deletes the executors' conf map by label",
+    ("services", "delete"): "the driver's service, by name",
+    ("services", "deletecollection"): "stop() deletes the driver's service by label (deleteOnTermination)",
+}
+
+
+def test_rbac_grants_the_driver_exactly_the_verbs_spark_uses(chart):
     objects = render(chart, BASE)
     assert "ClusterRole" not in objects and "ClusterRoleBinding" not in objects
     (role,) = objects["Role"]
-    (rule,) = role["rules"]
-    assert rule["apiGroups"] == [""]
-    assert set(rule["resources"]) == {"pods", "services", "configmaps", "persistentvolumeclaims"}
-    assert "*" not in rule["verbs"] and {"create", "delete", "watch"} <= set(rule["verbs"])
+    granted = {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
+    assert all(rule["apiGroups"] == [""] for rule in role["rules"])
+    assert granted == set(DRIVER_VERBS)
     (binding,) = objects["RoleBinding"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fruits-spark", "namespace": "ml"}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fruits-spark", "namespace": "ml"}]  # not executors
     assert render(chart, {**BASE, "rbac": {"create": False}, "serviceAccount": {"create": False}}).keys() == \
         {"SparkApplication"}
 
 
-def test_pods_are_restricted_by_default(chart):
-    spec = render(chart, BASE)["SparkApplication"][0]["spec"]
+def restricted_violations(spec: dict, pod: dict) -> list[str]:
+    """The Pod Security Standards "restricted" profile (Kubernetes 1.31), field by field, as
+    the operator turns the SparkApplication's pod settings into a pod."""
+    context, pod_context = pod.get("securityContext", {}), pod.get("podSecurityContext", {})
+    found = []
+    if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+        found.append("runAsNonRoot must be true")
+    if 0 in (context.get("runAsUser"), pod_context.get("runAsUser")):
+        found.append("runAsUser must not be 0")
+    if context.get("allowPrivilegeEscalation") is not False:
+        found.append("allowPrivilegeEscalation must be false")
+    if context.get("capabilities", {}).get("drop") != ["ALL"] or context.get("capabilities", {}).get("add"):
+        found.append("capabilities must drop ALL and add none")
+    seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        found.append("seccompProfile must be RuntimeDefault or Localhost")
+    if context.get("privileged"):
+        found.append("privileged must not be true")
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                         "projected", "secret"}:
+            found.append(f"volume {volume['name']} of kind {kinds} is not allowed")
+    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
+        found.append("host namespaces are not allowed")
+    return found
+
+
+@pytest.mark.parametrize("values_file", sorted((CHART / "ci").glob("*values.yaml")), ids=lambda p: p.name)
+def test_pods_pass_the_restricted_profile_with_a_read_only_root(chart, values_file):
+    objects = render(chart, ci_values(values_file))
+    spec = (objects.get("SparkApplication") or [{}])[0].get("spec") or objects["ScheduledSparkApplication"][0]["spec"]["template"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
     for pod in (spec["driver"], spec["executor"]):
-        assert pod["podSecurityContext"] == {"runAsNonRoot": True, "runAsUser": 185, "runAsGroup": 185,
-                                             "fsGroup": 185, "seccompProfile": {"type": "RuntimeDefault"}}
-        assert pod["securityContext"]["allowPrivilegeEscalation"] is False
-        assert pod["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert restricted_violations(spec, pod) == []
+        assert pod["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"]: m["name"] for m in pod["volumeMounts"]}
+        assert mounts["/tmp"] == "tmp" and "spark-local-dir-1" in mounts.values()  # the writable places
+        for name in mounts.values():
+            assert volumes[name]["emptyDir"]["sizeLimit"]
     assert spec["restartPolicy"]["type"] == "OnFailure" and spec["restartPolicy"]["onFailureRetries"] == 2
+
+
+def test_the_restricted_check_can_fail():
+    assert restricted_violations({"volumes": [{"name": "h", "hostPath": {"path": "/"}}]},
+                                 {"securityContext": {"privileged": True}}) != []
 
 
 def test_a_schedule_renders_a_scheduled_application_with_a_fresh_run_id_per_run(chart):

@@ -194,7 +194,7 @@ def test_submit_refuses_a_missing_service_account_naming_the_operators(kube, ope
     result = cli(kube, "submit", *JOB, "--name", "no-sa")
     text = flat(result.output)
     assert result.exit_code == 2 and "ServiceAccount 'fruits-spark' does not exist in namespace 'default'" in text
-    assert "--service-account spark-operator-spark" in text and not kube.apps
+    assert "--service-account and --executor-service-account spark-operator-spark" in text and not kube.apps
 
 
 def test_submit_refuses_a_missing_namespace_with_the_install_order(kube):
@@ -207,7 +207,7 @@ def test_submit_refuses_a_missing_namespace_with_the_install_order(kube):
 def test_a_run_no_operator_watches_gets_a_warning_naming_job_namespaces(kube, operator, monkeypatch):
     monkeypatch.setattr(cluster_cli, "NO_STATUS_WARNING_S", 0.1)
     kube.namespaces.add("fruits")
-    kube.service_accounts.add(("fruits", "fruits-spark"))
+    kube.service_accounts |= {("fruits", "fruits-spark"), ("fruits", "fruits-spark-executor")}
     operator(job_namespaces=("default",))  # the operator chart's default
     result = cli(kube, "submit", *JOB, "-n", "fruits", "--name", "unwatched", "--wait", "--poll", "0.02",
                  "--timeout", "0.5")

@@ -50,3 +50,13 @@ def test_both_override_the_image_placeholder_and_argo_values_files_exist():
     for path in helm["valueFiles"]:
         assert (GITOPS.parents[1] / application["spec"]["source"]["path"] / path).is_file(), path
     assert "ServerSideApply=true" not in application["spec"]["syncPolicy"]["syncOptions"]  # it deploys no CRD
+
+
+def test_namespaces_enforce_the_restricted_pod_security_profile():
+    from kubernetes_validate import validate as validate_core
+
+    (namespace,) = yaml.safe_load_all((GITOPS.parent / "namespace.yaml").read_text())
+    validate_core(namespace, "1.31.0", strict=True)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    flux = next(d for d in documents("flux-helmrelease.yaml") if d["kind"] == "Namespace")
+    assert flux == namespace  # one definition, repeated where Flux needs it

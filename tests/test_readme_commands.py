@@ -73,5 +73,5 @@ def test_the_eks_steps_enable_irsa_and_use_one_role_name_and_the_pushed_image():
     eks = README.split("### EKS: S3 through IRSA", 1)[1].split("\n### ", 1)[0]
     assert eks.index("associate-iam-oidc-provider") < eks.index("aws iam create-role")
     assert "--role-name $ROLE" in eks and "role/$ROLE" in eks  # eksctl, aws and helm name the same role
-    assert eks.index("kubectl create namespace $NAMESPACE") < eks.index("spark.jobNamespaces={$NAMESPACE}")
+    assert eks.index("kubectl apply -f deploy/namespace.yaml") < eks.index("spark.jobNamespaces={$NAMESPACE}")
     assert "--set cluster.image=$REGISTRY/fruits-pipeline" in eks and "make image-push REGISTRY=$REGISTRY" in eks

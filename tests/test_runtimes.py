@@ -40,3 +40,23 @@ def test_a_first_conversion_is_cached_for_the_machines_other_workers(tmp_path, w
     featurize._MODELS.clear()  # another worker process on the same machine
     featurize.load_model(BACKBONES["mobilenet_v2"], 32, weights)
     assert len(built) == 1
+
+
+def test_the_cache_is_this_users_alone_and_a_file_that_does_not_match_its_hash_is_not_loaded(
+        tmp_path, weights, monkeypatch, no_loaded_models):
+    """A .tflite file is code-like input: another local user must not be able to plant one."""
+    monkeypatch.delenv(runtimes.BAKED_DIR_ENV, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(runtimes, "local_cache_dir", lambda: cache)
+    featurize.load_model(BACKBONES["mobilenet_v2"], 32, weights)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    (model,) = cache.glob("*.tflite")
+    model.write_bytes(b"planted")  # altered after it was written: its recorded hash no longer matches
+    built = []
+    real_build = Backbone.build
+    monkeypatch.setattr(Backbone, "build", lambda self, *args: built.append(args) or real_build(self, *args))
+    featurize._MODELS.clear()
+    featurize.load_model(BACKBONES["mobilenet_v2"], 32, weights)
+    assert len(built) == 1 and model.read_bytes() != b"planted"  # converted again, and the cache repaired
+    cache.chmod(0o777)  # a folder others may write to is not used at all
+    assert runtimes.private_cache() is None

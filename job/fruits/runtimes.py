@@ -14,6 +14,7 @@ and on local disk after a first conversion. A worker that finds one never builds
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -69,26 +70,64 @@ def converted_name(backbone: str, image_size: int, weights: str) -> str:
 
 
 def local_cache_dir() -> Path:
-    """Where workers keep the models they converted (shared by the machine's workers and runs)."""
-    return Path(tempfile.gettempdir()) / "fruits-tflite"
+    """Where this user's workers keep the models they converted (shared by their runs). A
+    .tflite file is code-like input to the interpreter: the folder is per user and 0700, so
+    that no other local user can place a model there."""
+    return Path(tempfile.gettempdir()) / f"fruits-tflite-{os.getuid()}"
+
+
+def private_cache() -> Path | None:
+    """local_cache_dir(), created 0700 if missing; None when it exists but is not a folder
+    owned by this user and closed to others (then nothing is read from or written to it)."""
+    folder = local_cache_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()  # a symlink planted in its place is refused, not followed
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return folder
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cached(folder: Path, name: str, verified: bool) -> bytes | None:
+    """The model file in `folder`, if there; from the cache only if its content hash matches the
+    one recorded when it was written (a partial or altered file is converted again)."""
+    try:
+        data = (folder / name).read_bytes()
+        if verified and (folder / f"{name}.sha256").read_text().strip() != _digest(data):
+            return None
+        return data
+    except OSError:
+        return None
 
 
 def converted_model(name: str, build: Callable[[], object]) -> bytes:
-    """The TFLite model called `name`: baked, cached on local disk, or converted from the
-    Keras model `build()` returns (then cached, so this machine's other workers skip it)."""
+    """The TFLite model called `name`: baked (the image's, read-only), cached by this user on
+    local disk, or converted from the Keras model `build()` returns (then cached, so this
+    user's other workers on the machine skip it)."""
     import tensorflow as tf
 
-    for folder in filter(None, (os.environ.get(BAKED_DIR_ENV), local_cache_dir())):
-        if (Path(folder) / name).is_file():
-            return (Path(folder) / name).read_bytes()
+    baked = os.environ.get(BAKED_DIR_ENV)
+    if baked and (data := _cached(Path(baked), name, verified=False)) is not None:
+        return data
+    cache = private_cache()
+    if cache is not None and (data := _cached(cache, name, verified=True)) is not None:
+        return data
     converted = tf.lite.TFLiteConverter.from_keras_model(build()).convert()
-    _write_atomically(local_cache_dir() / name, converted)
+    if cache is not None:
+        _write_atomically(cache / name, converted)
+        _write_atomically(cache / f"{name}.sha256", _digest(converted).encode())
     return converted
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.part")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     partial.write_bytes(data)
     os.replace(partial, target)  # readers never see half a file
 

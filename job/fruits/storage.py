@@ -61,10 +61,7 @@ def s3_options(config: JobConfig, bucket: str, environ: Mapping[str, str] | None
         except (OSError, pa.ArrowException):
             pass  # no network yet: the first request reports it
     options["region"] = region or "us-east-1"
-    if config.s3_credentials == "static":  # otherwise the SDK's chain: web identity (IRSA), profile, node role
-        options.update(access_key=environ.get("AWS_ACCESS_KEY_ID"), secret_key=environ.get("AWS_SECRET_ACCESS_KEY"),
-                       session_token=environ.get("AWS_SESSION_TOKEN") or None)
-    return options
+    return options  # no credentials: each process resolves them (Store.filesystem), none travel in a task
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -83,7 +80,8 @@ def split_uri(uri: str) -> tuple[str, str]:
 class Store:
     root: str  # the folder inside the filesystem: /abs/path, or bucket/prefix
     scheme: str = "file"  # how paths under this store are spelled for users: file:/abs/path, s3a://bucket/key
-    s3: tuple | None = None  # S3FileSystem options as sorted items (hashable, picklable); None: local
+    s3: tuple | None = None  # S3FileSystem options as sorted items (hashable, picklable, no secrets); None: local
+    credentials: str = "default"  # the job's --s3-credentials mode, resolved where the filesystem is made
 
     @staticmethod
     def at(uri: str, config: JobConfig, environ: Mapping[str, str] | None = None) -> "Store":
@@ -91,7 +89,7 @@ class Store:
         if scheme == "file":
             return Store(inner)
         options = s3_options(config, inner.split("/")[0], environ)
-        return Store(inner, scheme, tuple(sorted(options.items())))
+        return Store(inner, scheme, tuple(sorted(options.items())), config.s3_credentials)
 
     def __repr__(self) -> str:  # never the options: they may hold keys
         return f"Store({self.uri!r})"
@@ -114,14 +112,24 @@ class Store:
 
     @property
     def filesystem(self) -> pafs.FileSystem:
-        if self.s3 not in _FILESYSTEMS:
-            if self.s3:
-                options = dict(self.s3)
-                _FILESYSTEMS[self.s3] = pafs.S3FileSystem(
-                    **options, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
-            else:
-                _FILESYSTEMS[self.s3] = pafs.LocalFileSystem()
-        return _FILESYSTEMS[self.s3]
+        key = (self.s3, self.credentials)
+        if key not in _FILESYSTEMS:
+            _FILESYSTEMS[key] = self._s3_filesystem() if self.s3 else pafs.LocalFileSystem()
+        return _FILESYSTEMS[key]
+
+    def _s3_filesystem(self) -> pafs.S3FileSystem:
+        """One credential chain, the one the job's mode names, in this process: static keys from
+        its environment (a Secret's, on Kubernetes); irsa the web identity token alone, never
+        the node's instance role (the instance metadata service is off for the SDK); default
+        the SDK's chain."""
+        options = dict(self.s3)
+        if self.credentials == "static":
+            options.update(access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                           secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                           session_token=os.environ.get("AWS_SESSION_TOKEN") or None)
+        elif self.credentials == "irsa":
+            os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+        return pafs.S3FileSystem(**options, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
 
     def path(self, relative: str = "") -> str:
         return f"{self.root}/{relative}" if relative else self.root

@@ -53,7 +53,6 @@ fruits.io/run: {{ include "fruits.fullname" . }}
 {{- define "fruits.pod" -}}
 labels:
   {{- include "fruits.labels" . | nindent 2 }}
-serviceAccount: {{ .Values.cluster.serviceAccount }}
 podSecurityContext:
   runAsNonRoot: true
   runAsUser: 185
@@ -65,11 +64,17 @@ securityContext:
   runAsNonRoot: true
   runAsUser: 185
   allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
   capabilities:
     drop:
       - ALL
   seccompProfile:
     type: RuntimeDefault
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+  - name: spark-local-dir-1
+    mountPath: /var/data/spark-local-dir-1
 {{- with .Values.cluster.s3Secret }}
 envFrom:
   - secretRef:
@@ -103,16 +108,25 @@ restartPolicy:
   onFailureRetryInterval: {{ .Values.cluster.retryInterval }}
   onSubmissionFailureRetries: {{ .Values.cluster.retries }}
   onSubmissionFailureRetryInterval: {{ .Values.cluster.retryInterval }}
+volumes:  # the only writable places: the root filesystem is read-only
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ .Values.cluster.tmpSize }}
+  - name: spark-local-dir-1  # Spark's local directory (spills, shuffle)
+    emptyDir:
+      sizeLimit: {{ .Values.cluster.localDirSize }}
 driver:
   cores: {{ .Values.cluster.driverCores }}
   memory: {{ .Values.cluster.driverMemory | quote }}
   memoryOverhead: {{ .Values.cluster.driverMemoryOverhead | quote }}
+  serviceAccount: {{ .Values.cluster.serviceAccount }}
   {{- include "fruits.pod" . | nindent 2 }}
 executor:
   instances: {{ .Values.cluster.executors }}
   cores: {{ .Values.cluster.executorCores }}
   memory: {{ .Values.cluster.executorMemory | quote }}
   memoryOverhead: {{ .Values.cluster.executorMemoryOverhead | quote }}
+  serviceAccount: {{ .Values.cluster.executorServiceAccount }}
   {{- include "fruits.pod" . | nindent 2 }}
 {{- with .Values.cluster.ttlSeconds }}
 timeToLiveSeconds: {{ . }}

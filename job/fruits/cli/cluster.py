@@ -111,7 +111,7 @@ def submit(
     body = _manifest(config, cluster)
     kube = Kube(kubeconfig, context)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    kube.check_submission(namespace, cluster.service_account)
+    kube.check_submission(namespace, cluster.service_account, cluster.executor_service_account)
     kube.create_app(body)
     console.print(styled("Created SparkApplication ", (name, "bold"), f" in namespace {namespace}."))
     if not (wait or logs):

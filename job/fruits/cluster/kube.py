@@ -24,7 +24,8 @@ def operator_hint(namespace: str) -> str:
     """How to install the spark-operator so that it runs applications in `namespace`: the
     operator only watches its spark.jobNamespaces (default: [default]), and its chart creates
     a ServiceAccount and Role in each of them, so the namespace must exist first."""
-    return (f"kubectl create namespace {namespace} (if missing), then helm repo add spark-operator "
+    return (f"kubectl create namespace {namespace} (if missing; deploy/namespace.yaml also enforces the restricted "
+            f"Pod Security profile), then helm repo add spark-operator "
             f"https://kubeflow.github.io/spark-operator && helm upgrade --install spark-operator "
             f"spark-operator/spark-operator --version {OPERATOR_VERSION} --namespace spark-operator "
             f"--create-namespace --set 'spark.jobNamespaces={{{namespace}}}'")
@@ -112,7 +113,7 @@ class Kube:
             raise UserError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check that the "
                             "cluster is running and --context / --kubeconfig point at it.") from None
 
-    def check_submission(self, namespace: str, service_account: str) -> None:
+    def check_submission(self, namespace: str, *service_accounts: str) -> None:
         """Refuse, naming the fix, a submission the operator could only fail: a missing namespace
         (nothing can be created in it) or driver ServiceAccount (spark-submit cannot create the
         driver pod: SUBMISSION_FAILED, retried, then FAILED). Checks this identity may not make
@@ -120,11 +121,13 @@ class Kube:
         if self._exists(lambda: self.core.read_namespace(namespace)) is False:
             raise UserError(f"Namespace {namespace!r} does not exist: {operator_hint(namespace)}; "
                             "or choose another --namespace.")
-        if self._exists(lambda: self.core.read_namespaced_service_account(service_account, namespace)) is False:
-            raise UserError(f"ServiceAccount {service_account!r} does not exist in namespace {namespace!r}: install "
-                            f"the chart there (helm install fruits charts/fruits-pipeline -n {namespace} ...), which "
-                            "creates fruits-spark with its Role, or pass --service-account spark-operator-spark (the "
-                            "operator's chart creates it in each namespace it watches).")
+        for account in dict.fromkeys(service_accounts):
+            if self._exists(lambda: self.core.read_namespaced_service_account(account, namespace)) is False:
+                raise UserError(f"ServiceAccount {account!r} does not exist in namespace {namespace!r}: install the "
+                                f"chart there (helm install fruits charts/fruits-pipeline -n {namespace} ...), which "
+                                "creates fruits-spark (driver, with its Role) and fruits-spark-executor, or pass "
+                                "--service-account and --executor-service-account spark-operator-spark (the operator's "
+                                "chart creates it in each namespace it watches).")
 
     # SparkApplications
     def create_app(self, body: dict) -> dict:

@@ -28,13 +28,26 @@ def labels_for(name: str, cluster: ClusterConfig, managed_by: str) -> dict[str, 
 
 
 def security_contexts() -> dict:
-    """Restricted pod security: non-root Spark user, no privilege escalation, no capabilities."""
+    """Pod Security Standards "restricted": the non-root Spark user, no privilege escalation, no
+    capabilities, the runtime's seccomp profile; and a read-only root filesystem (the pods
+    write to their /tmp and Spark local directory volumes only)."""
     return {
         "podSecurityContext": {"runAsNonRoot": True, "runAsUser": SPARK_UID, "runAsGroup": SPARK_UID,
                                "fsGroup": SPARK_UID, "seccompProfile": {"type": "RuntimeDefault"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": SPARK_UID, "allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
     }
+
+
+# The writable places of a pod whose root filesystem is read-only. Spark uses volumes named
+# spark-local-dir-* as its local directories (spills, shuffle, downloaded files).
+SCRATCH_MOUNTS = {"tmp": "/tmp", "spark-local-dir-1": "/var/data/spark-local-dir-1"}
+
+
+def scratch_volumes(cluster: ClusterConfig) -> list[dict]:
+    sizes = {"tmp": cluster.tmp_size, "spark-local-dir-1": cluster.local_dir_size}
+    return [{"name": name, "emptyDir": {"sizeLimit": sizes[name]}} for name in SCRATCH_MOUNTS]
 
 
 def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
@@ -83,7 +96,8 @@ def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None =
                       managed_by: str = "fruitsctl") -> dict:
     name = name or cluster.name or new_app_name()
     labels = labels_for(name, cluster, managed_by)
-    pod = {"labels": dict(labels), "serviceAccount": cluster.service_account, **security_contexts()}
+    pod = {"labels": dict(labels), **security_contexts(),
+           "volumeMounts": [{"name": volume, "mountPath": path} for volume, path in SCRATCH_MOUNTS.items()]}
     if cluster.s3_secret:
         pod["envFrom"] = [{"secretRef": {"name": cluster.s3_secret}}]
     spec = {
@@ -100,11 +114,13 @@ def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None =
                           "onFailureRetryInterval": cluster.retry_interval,
                           "onSubmissionFailureRetries": cluster.retries,
                           "onSubmissionFailureRetryInterval": cluster.retry_interval},
+        "volumes": scratch_volumes(cluster),
         "driver": {"cores": cluster.driver_cores, "memory": cluster.driver_memory,
-                   "memoryOverhead": cluster.driver_memory_overhead, **copy.deepcopy(pod)},
+                   "memoryOverhead": cluster.driver_memory_overhead, "serviceAccount": cluster.service_account,
+                   **copy.deepcopy(pod)},
         "executor": {"instances": cluster.executors, "cores": cluster.executor_cores,
                      "memory": cluster.executor_memory, "memoryOverhead": cluster.executor_memory_overhead,
-                     **copy.deepcopy(pod)},
+                     "serviceAccount": cluster.executor_service_account, **copy.deepcopy(pod)},
     }
     if cluster.ttl_seconds:
         spec["timeToLiveSeconds"] = cluster.ttl_seconds

@@ -28,6 +28,9 @@ class ClusterConfig:
     service_account: str = option(
         "fruits-spark", "ServiceAccount of driver and executors (IRSA role on EKS); the chart creates fruits-spark, "
         "the spark-operator's chart creates spark-operator-spark in each namespace it watches.")
+    executor_service_account: str = option(
+        "fruits-spark-executor", "ServiceAccount of the executors: the IRSA role for S3, no Kubernetes API token, "
+        "no Role (the chart creates it).")
     executors: int = option(2, "Executor pods.", low=1, high=1000)
     executor_cores: int = option(1, "Cores per executor (= concurrent tasks, each with its own model).", low=1, high=64)
     executor_memory: str = option("2g", "JVM heap per executor.")
@@ -38,6 +41,8 @@ class ClusterConfig:
     retries: int = option(2, "Retries of a failed run (restartPolicy OnFailure); a retry replaces the partial output.",
                           low=0, high=20)
     retry_interval: int = option(30, "Seconds between retries.", low=1, high=86_400)
+    tmp_size: str = option("2Gi", "Size limit of each pod's /tmp (an emptyDir: the root filesystem is read-only).")
+    local_dir_size: str = option("20Gi", "Size limit of each pod's Spark local directory (an emptyDir: spills, shuffle).")
     s3_secret: str | None = option(
         None, "Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, exposed to the pods (--s3-credentials static).")
     event_log_dir: str | None = option(None, "Write Spark event logs here (e.g. s3a://bucket/spark-events) for a History Server.")
@@ -52,6 +57,10 @@ class ClusterConfig:
         if not DNS_1035_LABEL.match(self.namespace) and not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
                                                                       self.namespace):
             raise UserError(f"--namespace {self.namespace!r} is not a valid namespace name.")
+        for size in ("tmp_size", "local_dir_size"):
+            if not re.match(r"^[0-9]+(Ki|Mi|Gi|Ti)$", getattr(self, size)):
+                raise UserError(f"--{size.replace('_', '-')} must be a Kubernetes quantity such as 512Mi or 2Gi; "
+                                f"got {getattr(self, size)!r}.")
         for quantity in ("executor_memory", "executor_memory_overhead", "driver_memory", "driver_memory_overhead"):
             if not re.match(r"^[0-9]+[kmgt]?$", getattr(self, quantity)):
                 raise UserError(f"--{quantity.replace('_', '-')} must be a Spark memory size such as 512m or 2g; "
