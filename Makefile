@@ -27,6 +27,8 @@ DEBIAN_IMAGE ?= docker.io/library/debian:bookworm-slim
 # file, and the proxy's CA bundle (a build secret, never in the image)
 WEIGHTS    ?=
 CA_BUNDLE  ?=
+# The policy scanner `make policy` runs (its own venv: its pins clash with the project's)
+CHECKOV_VERSION := 3.3.30
 # Where `make spark-base` finds the official image recipe (entrypoint.sh)
 SPARK_IMAGE_RECIPE ?= ../shared/upstream/apache-spark-image
 IMAGE_INPUTS := .cache/image-inputs
@@ -39,7 +41,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars run test bench clean image image-push image-test spark-base iam-policy chart \
+.PHONY: help install jars run test bench clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -96,6 +98,15 @@ image-push: image ## Push the image: make image-push REGISTRY=123456789012.dkr.e
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }
 	$(CONTAINER) tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	$(CONTAINER) push $(REGISTRY)/$(IMAGE)
+
+policy: install ## Checkov on the chart (every ci/ values file, and the pods the operator makes), deploy/ and images/
+	@test -x .cache/checkov/bin/checkov || { $(PYTHON) -m venv .cache/checkov \
+	  && .cache/checkov/bin/pip install --quiet --progress-bar off checkov==$(CHECKOV_VERSION); }
+	$(BIN)/python .ci/policy_manifests.py .cache/policy
+	BC_SKIP_MAPPING=TRUE .cache/checkov/bin/checkov --config-file .checkov.yaml --skip-download --compact --quiet \
+	  --framework kubernetes -d .cache/policy -d deploy
+	BC_SKIP_MAPPING=TRUE .cache/checkov/bin/checkov --config-file .checkov.yaml --skip-download --compact --quiet \
+	  --framework dockerfile -f images/Dockerfile -f images/spark-base/Dockerfile
 
 iam-policy: install ## The least-privilege S3 policy for a values file's input, output and event logs (VALUES=...)
 	@$(BIN)/python -m fruits.cluster.iam deploy/iam/s3-policy.json $(VALUES)

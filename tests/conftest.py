@@ -34,9 +34,17 @@ def weights() -> str:
     return str(require_shared(WEIGHTS))
 
 
+# The static keys of the local S3 server (moto takes any). Set before the JVM starts: Spark's
+# Python workers inherit the JVM's environment, and they read the keys from it, as pods do
+# from their Secret (no key travels in a task).
+TEST_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
 @pytest.fixture(scope="session")
 def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    for name, value in TEST_KEYS.items():
+        os.environ.setdefault(name, value)
     from fruits.s3a_jars import jars_dir, verified_jars
     from fruits.spark_session import local_spark
 
@@ -78,8 +86,7 @@ def s3_server():
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in S3_ENV}
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint})
+    os.environ.update({**TEST_KEYS, "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint})
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
     yield endpoint

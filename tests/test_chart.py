@@ -152,8 +152,18 @@ def test_rbac_grants_the_driver_exactly_the_verbs_spark_uses(chart):
     (binding,) = objects["RoleBinding"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fruits-spark", "namespace": "ml"}]  # not executors
-    assert render(chart, {**BASE, "rbac": {"create": False}, "serviceAccount": {"create": False}}).keys() == \
-        {"SparkApplication"}
+    assert render(chart, {**BASE, "rbac": {"create": False}, "serviceAccount": {"create": False},
+                          "networkPolicy": {"create": False}}).keys() == {"SparkApplication"}
+
+
+def test_only_the_runs_own_pods_may_connect_to_its_pods(chart):
+    objects = render(chart, BASE)
+    (policy,) = objects["NetworkPolicy"]
+    validate_core(policy, "1.31.0", strict=True)
+    pods = objects["SparkApplication"][0]["spec"]["driver"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pods.items() and policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"from": [{"podSelector": {"matchLabels": selector}}]}]
 
 
 def restricted_violations(spec: dict, pod: dict) -> list[str]:

@@ -15,6 +15,7 @@ deterministic (one per Spark partition), so a retried or speculative task replac
 file instead of adding one.
 """
 
+import hashlib
 import os
 import uuid
 from collections import deque
@@ -112,7 +113,7 @@ class Store:
 
     @property
     def filesystem(self) -> pafs.FileSystem:
-        key = (self.s3, self.credentials)
+        key = (self.s3, self.credentials, _static_identity() if self.credentials == "static" else None)
         if key not in _FILESYSTEMS:
             _FILESYSTEMS[key] = self._s3_filesystem() if self.s3 else pafs.LocalFileSystem()
         return _FILESYSTEMS[key]
@@ -251,6 +252,12 @@ class Store:
             self.filesystem.delete_file(path)
         except FileNotFoundError:
             pass
+
+
+def _static_identity() -> tuple[str, str]:
+    """Which static keys the environment holds (a client is made per key pair; no secret kept)."""
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    return os.environ.get("AWS_ACCESS_KEY_ID", ""), hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _read_local(path: str) -> bytes | OSError:

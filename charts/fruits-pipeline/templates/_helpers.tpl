@@ -117,6 +117,7 @@ volumes:  # the only writable places: the root filesystem is read-only
       sizeLimit: {{ .Values.cluster.localDirSize }}
 driver:
   cores: {{ .Values.cluster.driverCores }}
+  coreLimit: {{ .Values.cluster.driverCores | quote }}
   memory: {{ .Values.cluster.driverMemory | quote }}
   memoryOverhead: {{ .Values.cluster.driverMemoryOverhead | quote }}
   serviceAccount: {{ .Values.cluster.serviceAccount }}
@@ -124,6 +125,7 @@ driver:
 executor:
   instances: {{ .Values.cluster.executors }}
   cores: {{ .Values.cluster.executorCores }}
+  coreLimit: {{ .Values.cluster.executorCores | quote }}
   memory: {{ .Values.cluster.executorMemory | quote }}
   memoryOverhead: {{ .Values.cluster.executorMemoryOverhead | quote }}
   serviceAccount: {{ .Values.cluster.executorServiceAccount }}

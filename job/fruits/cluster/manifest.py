@@ -115,10 +115,11 @@ def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None =
                           "onSubmissionFailureRetries": cluster.retries,
                           "onSubmissionFailureRetryInterval": cluster.retry_interval},
         "volumes": scratch_volumes(cluster),
-        "driver": {"cores": cluster.driver_cores, "memory": cluster.driver_memory,
+        "driver": {"cores": cluster.driver_cores, "coreLimit": str(cluster.driver_cores), "memory": cluster.driver_memory,
                    "memoryOverhead": cluster.driver_memory_overhead, "serviceAccount": cluster.service_account,
                    **copy.deepcopy(pod)},
         "executor": {"instances": cluster.executors, "cores": cluster.executor_cores,
+                     "coreLimit": str(cluster.executor_cores),
                      "memory": cluster.executor_memory, "memoryOverhead": cluster.executor_memory_overhead,
                      "serviceAccount": cluster.executor_service_account, **copy.deepcopy(pod)},
     }
