@@ -27,6 +27,19 @@ SHARED = ROOT.parent / "shared"
 SAMPLE = SHARED / "data" / "fruits360-sample"
 WEIGHTS = SHARED / "models" / "mobilenet_v2_backbone.weights.h5"
 WORK = HERE / "data"
+CODE_ENV = "FRUITS_BENCH_CODE"  # the job/ folder a child measures (default: this checkout's)
+
+
+def code_at(revision: str) -> Path:
+    """This repository's job/ folder at `revision` (a commit), extracted under WORK."""
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    target = WORK / f"code-{commit}"
+    if not (target / "job").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "job"], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "job"
 
 
 # ---------------------------------------------------------------- dataset and quality
@@ -236,9 +249,13 @@ def measure_seeds(dataset: str, images: int) -> dict:
     return {"img_s": images / wall, "k": result["k"], "accuracy": held_out_accuracy(table["path"], table["label"], table["pca"])}
 
 
-def in_child(kind: str, **kwargs) -> dict:
-    """Run one measurement in a fresh interpreter; it prints its result as JSON last."""
+def in_child(kind: str, code: Path | None = None, **kwargs) -> dict:
+    """Run one measurement in a fresh interpreter; it prints its result as JSON last. With
+    `code` (an older version's job/ folder), the child and its Spark workers run that code."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if code:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
+        env[CODE_ENV] = str(code)
     command = [sys.executable, __file__, "--child", kind, "--kwargs", json.dumps(kwargs)]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -274,11 +291,14 @@ def main() -> None:
                         help="extra settings to sweep: sizes, or size:runtime, e.g. 96,160,128:tf")
     parser.add_argument("--scale-images", type=int, default=int(os.environ.get("BENCH_SCALE_IMAGES", 0)),
                         help="also measure raw model and warm pipeline at this larger size (no seeds run)")
+    parser.add_argument("--before", default=os.environ.get("BENCH_BEFORE", ""),
+                        help="also measure the pipeline's cold, warm and memory figures at this git revision (old vs new)")
+    parser.add_argument("--skip-seeds", action="store_true", help="leave out the seeds' approach (slow)")
     parser.add_argument("--child")
     parser.add_argument("--kwargs")
     args = parser.parse_args()
     if args.child:
-        sys.path.insert(0, str(ROOT / "job"))
+        sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT / "job")))
         measure = {"raw": measure_raw, "decode": measure_decode, "pipeline": measure_pipeline,
                    "seeds": measure_seeds, "stats": measure_stats}[args.child]
         print(json.dumps(measure(**json.loads(args.kwargs))))
@@ -306,8 +326,19 @@ def main() -> None:
     warm = [w["img_s"] for p in pipeline for w in p["warm"]]
     print(f"  pipeline: cold {spread(cold)} cold with a baked model {spread(cold_baked)} warm {spread(warm)}",
           flush=True)
-    seeds = [in_child("seeds", dataset=dataset, images=args.images) for _ in range(args.repeats)]
-    print(f"  seeds: {spread([s['img_s'] for s in seeds])}", flush=True)
+    before = {}
+    if args.before:  # the same measurements on an older version's code, in this same run
+        old = code_at(args.before)
+        old_runs = [in_child("pipeline", code=old, dataset=dataset, size=size, warm_runs=2, runtime=runtime)
+                    for _ in range(args.repeats)]
+        before = {"revision": args.before,
+                  "cold_img_s": spread([p["cold"]["img_s"] for p in old_runs]),
+                  "warm_img_s": spread([w["img_s"] for p in old_runs for w in p["warm"]]),
+                  "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in old_runs) for key in old_runs[0]["peak_rss_mb"]}}
+        print(f"  before ({args.before}): {before}", flush=True)
+    seeds = [] if args.skip_seeds else [in_child("seeds", dataset=dataset, images=args.images)
+                                        for _ in range(args.repeats)]
+    print(f"  seeds: {spread([s['img_s'] for s in seeds]) if seeds else 'skipped'}", flush=True)
 
     small = in_child("pipeline", dataset=str(replicate_sample(max(64, args.images // 4))), size=size, warm_runs=0,
                      runtime=runtime)
@@ -336,13 +367,14 @@ def main() -> None:
                  "peak_rss_mb": big["peak_rss_mb"], "stage_timings_s_warm": big["warm"][-1]["timings_s"]}
 
     model_ms = cores * 1000 / statistics.median(raw)  # core-ms per image in the raw model
+    seeds_img_s = statistics.median([s["img_s"] for s in seeds]) if seeds else None
     results = {
         "images": args.images, "image_size": size, "runtime": runtime, "batch_size": batch, "cores": cores, "repeats": args.repeats,
         "raw_img_s": spread(raw)["median"],
         "pipeline_cold_img_s": spread(cold)["median"],
         "pipeline_warm_img_s": spread(warm)["median"],
         "pipeline_cold_baked_img_s": spread(cold_baked)["median"],
-        "seeds_img_s": spread([s["img_s"] for s in seeds])["median"],
+        "seeds_img_s": seeds_img_s,
         "ratio_pipeline_to_raw": round(statistics.median(warm) / statistics.median(raw), 3),
         # CPU time per image spent beyond the model's own (decode, Spark, I/O, PCA, fixed costs spread)
         "overhead_core_ms_per_image": round(cores * 1000 * (1 / statistics.median(warm) - 1 / statistics.median(raw)), 2),
@@ -350,20 +382,21 @@ def main() -> None:
         # pipeline with zero Spark, I/O and PCA costs would reach.
         "decode_ms_per_image": round(decode_ms, 3),
         "ratio_ceiling_after_decode": round(model_ms / (model_ms + decode_ms), 3),
-        "ratio_to_seeds": round(statistics.median(warm) / statistics.median([s["img_s"] for s in seeds]), 2),
-        "ratio_cold_to_seeds": round(statistics.median(cold) / statistics.median([s["img_s"] for s in seeds]), 2),
+        "ratio_to_seeds": round(statistics.median(warm) / seeds_img_s, 2) if seeds else None,
+        "ratio_cold_to_seeds": round(statistics.median(cold) / seeds_img_s, 2) if seeds else None,
         "accuracy": statistics.median(p["accuracy"] for p in pipeline),
-        "seeds_accuracy": statistics.median(s["accuracy"] for s in seeds),
+        "seeds_accuracy": statistics.median(s["accuracy"] for s in seeds) if seeds else None,
         "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in pipeline) for key in pipeline[0]["peak_rss_mb"]},
         "peak_rss_mb_quarter_input": small["peak_rss_mb"],
         "spread": {"raw_img_s": spread(raw), "pipeline_cold_img_s": spread(cold),
                    "pipeline_cold_baked_img_s": spread(cold_baked), "pipeline_warm_img_s": spread(warm),
-                   "seeds_img_s": spread([s["img_s"] for s in seeds])},
+                   **({"seeds_img_s": spread([s["img_s"] for s in seeds])} if seeds else {})},
         "stage_timings_s_warm": pipeline[0]["warm"][-1]["timings_s"],
         # bytes the driver receives for the PCA statistics, at 1/4 and at the full input
         "pca_stats_bytes_to_driver": stats_bytes,
         "size_sweep": sweep,
         "scale": scale,
+        "before": before,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -387,12 +420,23 @@ def print_table(results: dict) -> None:
     row("pipeline, cold", "pipeline_cold_img_s", f"{results['accuracy']:.3f}")
     row("pipeline, cold, baked TFLite", "pipeline_cold_baked_img_s")
     row("pipeline, warm", "pipeline_warm_img_s", f"{results['accuracy']:.3f}")
-    row("seeds' approach (224px)", "seeds_img_s", f"{results['seeds_accuracy']:.3f}")
+    if results["seeds_img_s"]:
+        row("seeds' approach (224px)", "seeds_img_s", f"{results['seeds_accuracy']:.3f}")
     table.add_row("pipeline / raw", f"{results['ratio_pipeline_to_raw']:.2f}x",
                   f"{results['overhead_core_ms_per_image']} core-ms/image beyond the model", "")
     table.add_row("decode + resize + normalise alone", f"{results['decode_ms_per_image']} ms/image",
                   f"caps pipeline / raw at {results['ratio_ceiling_after_decode']:.2f}x", "")
-    table.add_row("pipeline / seeds", f"{results['ratio_to_seeds']:.1f}x warm, {results['ratio_cold_to_seeds']:.1f}x cold", "", "")
+    if results["seeds_img_s"]:
+        table.add_row("pipeline / seeds", f"{results['ratio_to_seeds']:.1f}x warm, "
+                                          f"{results['ratio_cold_to_seeds']:.1f}x cold", "", "")
+    if before := results["before"]:
+        name = f"before ({before['revision']})"
+        for label, key in (("cold", "cold_img_s"), ("warm", "warm_img_s")):
+            old, new = before[key]["median"], spreads[f"pipeline_{key}"]["median"]
+            table.add_row(f"{name}, {label}", f"{old:.1f}", f"{before[key]['min']:.1f}-{before[key]['max']:.1f}",
+                          f"now {new / old:.2f}x")
+        table.add_row(f"{name}, peak RSS", f"driver+JVM {before['peak_rss_mb']['driver_and_jvm']} MB",
+                      f"worker {before['peak_rss_mb']['python_worker']} MB", "")
     rss = results["peak_rss_mb"]
     table.add_row("peak RSS", f"driver+JVM {rss['driver_and_jvm']} MB", f"worker {rss['python_worker']} MB", "")
     quarter = results["peak_rss_mb_quarter_input"]

@@ -60,3 +60,37 @@ def test_the_cache_is_this_users_alone_and_a_file_that_does_not_match_its_hash_i
     assert len(built) == 1 and model.read_bytes() != b"planted"  # converted again, and the cache repaired
     cache.chmod(0o777)  # a folder others may write to is not used at all
     assert runtimes.private_cache() is None
+
+
+def test_tf_runtime_weights_are_fetched_once_on_the_driver_and_loaded_from_the_shipped_copy(
+        tmp_path, weights, monkeypatch, no_loaded_models):
+    """`--runtime tf` with ImageNet weights the image has not baked: the driver gets them once
+    (here: the shared file stands in for the download) and the workers load the shipped bytes,
+    never reaching for the internet themselves."""
+    from types import SimpleNamespace
+
+    from fruits.backbones import WEIGHTS_DIR_ENV
+    from fruits.config import JobConfig
+
+    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setattr(runtimes, "local_cache_dir", lambda: tmp_path / "worker-cache")
+    real_build = Backbone.build
+    downloads = []
+
+    def driver_build(self, image_size, source):
+        downloads.append(source)
+        return real_build(self, image_size, weights if source == "imagenet" else source)
+
+    monkeypatch.setattr(Backbone, "build", driver_build)
+    shipped = featurize.prepare_model(JobConfig(weights="imagenet", image_size=32, runtime="tf"))
+    assert downloads == ["imagenet"] and len(shipped) > 1_000_000
+
+    def worker_build(self, image_size, source):
+        assert source != "imagenet", "a worker tried to download the weights"
+        return real_build(self, image_size, source)
+
+    monkeypatch.setattr(Backbone, "build", worker_build)
+    predict = featurize.load_model(BACKBONES["mobilenet_v2"], 32, "imagenet", 1, "tf", SimpleNamespace(value=shipped))
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    assert featurize.featurize_batch(predict, BACKBONES["mobilenet_v2"], images, 2).shape == (2, 1280)
+    assert len(list((tmp_path / "worker-cache").glob("*.weights.h5"))) == 1

@@ -1,11 +1,18 @@
 """Featurize: decode, resize and run the CNN backbone, batched, inside Spark tasks.
 
+The driver prepares the model once per run (`prepare_model`: the converted TFLite file, or
+the downloaded ImageNet weights for `--runtime tf`) and ships it with the tasks as a Spark
+broadcast, which an executor fetches once and a worker reads only if its machine has no
+copy: weights are downloaded and models converted on the driver, never per executor.
+
 The model cache is a module global of this importable module on purpose: Spark pickles a
 closure (or anything in __main__) with every task, which would rebuild the model per
 task; a module global lives as long as the reused Python worker (GUIDE.md).
 """
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterator
@@ -13,14 +20,15 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from fruits.backbones import BACKBONES, Backbone
+from fruits.backbones import BACKBONES, Backbone, baked_imagenet
 from fruits.config import JobConfig
 from fruits.decode import BadImage, decode_image
-from fruits.errors import worker_user_error
+from fruits.errors import UserError, worker_user_error
 from fruits.output import DESCRIBED_SCHEMA, ERRORS, STAGED, STAGED_SCHEMA, part_file
 from fruits.progress_counter import ImageCounterAddress, ImageReporter
 from fruits.storage import Store
-from fruits.runtimes import KerasRuntime, TFLiteRuntime, converted_model, converted_name
+from fruits.runtimes import (KerasRuntime, TFLiteRuntime, converted_model, converted_name, private_cache,
+                             stored_model)
 from fruits.tally import PartitionTally, stats_file
 from fruits.vectors import to_arrow
 
@@ -45,31 +53,72 @@ def _match_tf_threads(threads: int) -> None:
     _THREADS_SET = True
 
 
-def load_model(backbone: Backbone, image_size: int, weights: str, threads: int = 1, runtime: str = "tflite"):
-    """The backbone's predict function for these settings, built at most once per Python process."""
+def prepare_model(config: JobConfig) -> bytes | None:
+    """On the driver, before any task: what the workers need to load the model without
+    TensorFlow's converter or the internet. For `tflite`, the converted model (baked, cached,
+    or converted here once); for `tf` with ImageNet weights that the image has not baked, the
+    weights file (downloaded here once). None when the workers need nothing shipped."""
+    backbone = BACKBONES[config.model]
+    build = partial(_build, backbone, config.image_size, config.weights, UserError)
+    if config.runtime == "tflite":
+        return converted_model(converted_name(backbone.name, config.image_size, config.weights), build)
+    if config.weights == "imagenet" and baked_imagenet(backbone.name, config.image_size) is None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "imagenet.weights.h5")
+            build().save_weights(path)
+            with open(path, "rb") as handle:
+                return handle.read()
+    return None
+
+
+def load_model(backbone: Backbone, image_size: int, weights: str, threads: int = 1, runtime: str = "tflite",
+               shipped=None):
+    """The backbone's predict function for these settings, built at most once per Python process.
+
+    `shipped` is the driver's `prepare_model` result as a Spark broadcast (or None): read only
+    when this machine has no copy, so a worker of a baked image never unpickles it.
+    """
     key = (backbone.name, image_size, weights, runtime)
     if key not in _MODELS:
-        _match_tf_threads(threads)
         build = partial(_build, backbone, image_size, weights)
-        if runtime == "tflite":  # a converted model on disk spares building the Keras one
-            converted = converted_model(converted_name(backbone.name, image_size, weights), build)
-            _MODELS[key] = TFLiteRuntime(converted, threads)
+        if runtime == "tflite":  # LiteRT: TensorFlow is imported only to convert (no shipped model)
+            name = converted_name(backbone.name, image_size, weights)
+            converted = stored_model(name) or (shipped.value if shipped is not None else None)
+            _MODELS[key] = TFLiteRuntime(converted or converted_model(name, build), threads)
         else:
+            _match_tf_threads(threads)
+            if shipped is not None:
+                build = partial(_build, backbone, image_size, _shipped_weights(shipped.value))
             _MODELS[key] = KerasRuntime(build(), threads)
     return _MODELS[key]
 
 
-def _build(backbone: Backbone, image_size: int, weights: str):
+def _shipped_weights(data: bytes) -> str:
+    """The driver's weights file, written once to this user's private cache; its path."""
+    folder = private_cache()
+    if folder is None:
+        raise worker_user_error("No private cache folder for the model's weights; check that TMPDIR is writable.")
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.weights.h5"
+    if not path.exists():
+        partial_path = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial_path.write_bytes(data)
+        os.replace(partial_path, path)
+    return str(path)
+
+
+def _build(backbone: Backbone, image_size: int, weights: str, error=worker_user_error):
+    """Keras model of the backbone; a settings problem becomes `error(sentence)` (a worker's
+    user error in tasks, a plain UserError on the driver)."""
     try:
         return backbone.build(image_size, weights)
     except Exception as exc:  # noqa: BLE001 - every cause here is a settings problem
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if weights == "imagenet":
-            raise worker_user_error(
+            raise error(
                 f"Could not get the ImageNet weights for {backbone.name} ({reason}); without internet "
                 "access pass --weights PATH to a Keras weights file."
             ) from None
-        raise worker_user_error(
+        raise error(
             f"Could not load weights {weights!r} into {backbone.name} at {image_size}px ({reason}); "
             "check that the file holds weights for this --model."
         ) from None
@@ -147,14 +196,15 @@ def plan_tasks(listing: pa.Table, partitions: int) -> dict[int, list[tuple]]:
 
 
 def featurize(spark, tasks: dict[int, list[tuple]], config: JobConfig, source: Store, store: Store,
-              progress: ImageCounterAddress | None = None) -> None:
+              progress: ImageCounterAddress | None = None, model_file: bytes | None = None) -> None:
     """Spark stage: each task reads its partition's images from `source`, and writes to `store`
     (the run's output) under STAGED: its features (part-NNNNN.parquet, STAGED_SCHEMA), then
     its tally (stats-NNNNN.npz: counts, feature moments, time spent) last; and its error rows
     (ERRORS/part-NNNNN.parquet) where some files could not be read or decoded. `tasks` maps
-    partition numbers to their (path, label, split) rows.
+    partition numbers to their (path, label, split) rows; `model_file` is prepare_model's.
     """
     backbone = BACKBONES[config.model]
+    shipped = spark.sparkContext.broadcast(model_file) if tasks and model_file is not None else None
 
     def featurize_partition(partition: int, rows: list[tuple]) -> None:
         from pyspark import TaskContext
@@ -169,7 +219,7 @@ def featurize(spark, tasks: dict[int, list[tuple]], config: JobConfig, source: S
             for start in range(0, len(rows), config.batch_size):
                 chunk = rows[start:start + config.batch_size]
                 if model is None:
-                    model = load_model(backbone, config.image_size, config.weights, threads, config.runtime)
+                    model = load_model(backbone, config.image_size, config.weights, threads, config.runtime, shipped)
                 featurized = featurize_files(chunk, [next(contents) for _ in chunk], model, backbone, config)
                 counts.add(featurized.features.column("label").to_pylist(),
                            featurized.features.column("split").to_pylist(), featurized.vectors,
@@ -188,4 +238,9 @@ def featurize(spark, tasks: dict[int, list[tuple]], config: JobConfig, source: S
             yield partition
 
     if tasks:
-        spark.sparkContext.parallelize(sorted(tasks.items()), len(tasks)).mapPartitions(featurize_partitions).collect()
+        try:
+            spark.sparkContext.parallelize(sorted(tasks.items()), len(tasks)).mapPartitions(
+                featurize_partitions).collect()
+        finally:
+            if shipped is not None:
+                shipped.destroy()

@@ -15,7 +15,7 @@ from fruits import __version__
 from fruits.backbones import BACKBONES
 from fruits.config import JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
-from fruits.featurize import featurize, plan_tasks
+from fruits.featurize import featurize, plan_tasks, prepare_model
 from fruits.ingest import Listing, list_images
 from fruits.output import ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, check_separate, part_file
 from fruits.progress import StageClock
@@ -141,7 +141,8 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     try:
         with clock.stage("featurize", images=sum(map(len, todo.values()))) as progress, \
                 worker_errors_as_user_errors(), storage_errors_as_user_errors(config.output, config):
-            featurize(spark, todo, config, source, target, progress)
+            model_file = prepare_model(config) if todo else None  # converted or downloaded once, here
+            featurize(spark, todo, config, source, target, progress, model_file)
     except UserError:
         output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
         raise

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-from pyspark.ml import PipelineModel
-from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.sql import DataFrame, SparkSession
 
 from fruits.moments import Moments
 from fruits.output import FEATURES_SCHEMA, part_file
 from fruits.storage import Store
 from fruits.vectors import from_arrow, to_arrow
 
+# Spark ML (and through it pandas) is imported only where a user applies a saved model: this
+# module's projection runs in Spark's Python workers, where that import would cost ~0.6 s and
+# ~150 MB in each.
 FEATURES_VECTOR = "features_vector"
 PCA_VECTOR = "pca_vector"
 
@@ -91,7 +91,7 @@ def fit_reduction(moments: Moments, *, k: int | None, variance: float) -> Reduct
                      [float(v) for v in explained], moments.n)
 
 
-def project_staged(spark: SparkSession, store: Store, partitions: list[int], reduction: Reduction,
+def project_staged(spark, store: Store, partitions: list[int], reduction: Reduction,
                    source: str, target: str, rows_per_batch: int = 2048) -> int:
     """Spark stage: each staged features file under `source` -> the same rows plus a `pca`
     column under `target`, one task per file (none for a file without rows). Returns the
@@ -119,15 +119,20 @@ def project_staged(spark: SparkSession, store: Store, partitions: list[int], red
                .collect())
 
 
-def apply_reduction(model: PipelineModel, features: DataFrame) -> DataFrame:
+def apply_reduction(model, features):
     """Add a `pca` float array column with a saved Spark ML model (see load_reduction_model):
-    how a user applies a run's reduction to new features in Spark."""
+    how a user applies a run's reduction to new features (a Spark DataFrame) in Spark."""
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+
     transformed = model.transform(features.withColumn(FEATURES_VECTOR, array_to_vector("features")))
     return transformed.withColumn("pca", vector_to_array(PCA_VECTOR, dtype="float32")).select(
         *features.columns, "pca"
     )
 
 
-def load_reduction_model(path: str) -> PipelineModel:
-    """The scaler + PCA model a run saved under OUTPUT/model, to transform new features."""
+def load_reduction_model(path: str):
+    """The scaler + PCA model (a Spark ML PipelineModel) a run saved under OUTPUT/model, to
+    transform new features."""
+    from pyspark.ml import PipelineModel
+
     return PipelineModel.load(path)

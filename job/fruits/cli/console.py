@@ -38,7 +38,7 @@ def print_result(label: str, value: str) -> None:
     console.print(styled(f"{label}: ", (value, "bold")), soft_wrap=True)
 
 
-def run_summary(manifest: dict) -> Table:
+def run_summary(manifest: dict, log=None) -> Table:
     counts, pca = manifest["counts"], manifest["pca"]
     table = Table(title="Run complete", show_header=False, title_style="bold green")
     table.add_column(style="bold")
@@ -56,6 +56,8 @@ def run_summary(manifest: dict) -> Table:
     table.add_row("wall time", f"{manifest['timings_s']['total']:.1f} s")
     table.add_row("cost", f"{manifest['cost']['core_seconds_per_1000_images']} core-s / 1000 images")
     table.add_row("output", manifest["output"])
+    if log:
+        table.add_row("log", f"{log} (Spark's and TensorFlow's messages)")
     return table
 
 

@@ -1,12 +1,15 @@
 """`fruitsctl run`: the job in Spark local mode on this machine."""
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from fruits.cli.chatter import chatter_to, log_path
 from fruits.cli.console import console, print_note, print_result, print_warning, run_summary
 from fruits.config import JobConfig
+from fruits.errors import UserError
 from fruits.demo_data import make_demo_dataset
 from fruits.options import parse_pairs
 from fruits.pipeline import new_run_id, run_job
@@ -23,6 +26,9 @@ def run(
     ] = LOCAL_MASTER,
     spark_conf: Annotated[Optional[list[str]], typer.Option(
         "--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable).")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show Spark's and TensorFlow's own messages live instead of only in the run's log file.")
+    ] = False,
 ) -> None:
     """Run the job locally: images in, features + PCA out (Spark local mode)."""
     run_id = config.run_id or new_run_id()
@@ -34,10 +40,18 @@ def run(
         changes["output"] = str(Path("fruits-output") / run_id)
     if changes:
         config = JobConfig(**{**config.to_dict(), **changes})
+    extra_conf = parse_pairs("spark_conf", spark_conf or [])
+    log = log_path(run_id)
     print_note(f"Starting Spark ({master}) ...")
-    spark = local_spark(master, parse_pairs("spark_conf", spark_conf or []), config)
-    manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
-    console.print(run_summary(manifest))
+    with nullcontext() if verbose else chatter_to(log):
+        try:
+            spark = local_spark(master, extra_conf, config)
+            manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
+        except UserError as exc:
+            if verbose:
+                raise
+            raise UserError(f"{exc} (Spark's and TensorFlow's messages: {log})") from None
+    console.print(run_summary(manifest, None if verbose else log))
     for warning in manifest["warnings"]:
         print_warning(warning)
 

@@ -34,10 +34,16 @@ class ClusterConfig:
     executors: int = option(2, "Executor pods.", low=1, high=1000)
     executor_cores: int = option(1, "Cores per executor (= concurrent tasks, each with its own model).", low=1, high=64)
     executor_memory: str = option("2g", "JVM heap per executor.")
-    executor_memory_overhead: str = option("2g", "Memory beyond the heap per executor: TensorFlow in the Python workers.")
+    # Per executor core, one Python worker on LiteRT: ~300 MB peak in `make bench` (it was ~1.1 GB
+    # with TensorFlow); plus Spark's minimum of 384m for the JVM's own off-heap memory.
+    executor_memory_overhead: str = option("768m", "Memory beyond the heap per executor: the Python workers "
+                                           "(~400m per core) and the JVM's off-heap memory; raise it with --executor-cores.")
     driver_cores: int = option(1, "Driver cores.", low=1, high=64)
     driver_memory: str = option("2g", "Driver JVM heap (PCA's d x d matrices live here).")
-    driver_memory_overhead: str = option("1g", "Driver memory beyond the heap (the Python driver).")
+    # The Python driver converts a model the image has not baked (another --model or --image-size):
+    # ~0.95 GB peak for MobileNetV2 here.
+    driver_memory_overhead: str = option("1536m", "Driver memory beyond the heap: the Python driver, which converts "
+                                         "a model the image has not baked.")
     retries: int = option(2, "Retries of a failed run (restartPolicy OnFailure); a retry replaces the partial output.",
                           low=0, high=20)
     retry_interval: int = option(30, "Seconds between retries.", low=1, high=86_400)
