@@ -110,8 +110,9 @@ class PeakRss:
     def __init__(self):
         from fruits.spark_session import JOB_SPARK_CONF
 
-        # Python workers are forks of the daemon: they share its command line.
-        self._worker_module = JOB_SPARK_CONF["spark.python.daemon.module"]
+        # Python workers are forks of the daemon: they share its command line, `python -m MODULE`
+        # (the JVM's command line names the module too, in a --conf: not a worker).
+        self._worker_module = f"-m {JOB_SPARK_CONF['spark.python.daemon.module']}"
         self.driver = self.worker = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -188,6 +189,13 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
     if baked:
         os.environ[BAKED_DIR_ENV] = str(bake(str(WORK / "baked"), "mobilenet_v2", size, str(WEIGHTS)).parent)
         shutil.rmtree(local_cache_dir(), ignore_errors=True)  # baking converted through it
+    config = build_config({"input": dataset, "output": str(WORK / "unused"), "weights": str(WEIGHTS),
+                           "image_size": size, "runtime": runtime})
+    try:  # as fruitsctl does: the model prepared while Spark starts (older versions: within the run)
+        from fruits.featurize import ModelInBackground
+        first = {"model": ModelInBackground(config)}
+    except ImportError:
+        first = {}
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
     runs, accuracy = [], None
     with PeakRss() as rss:
@@ -196,7 +204,7 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
             shutil.rmtree(output, ignore_errors=True)
             config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS),
                                    "image_size": size, "runtime": runtime})
-            manifest = run_job(spark, config)
+            manifest = run_job(spark, config, **(first if attempt == 0 else {}))
             runs.append({"img_s": manifest["counts"]["read"] / manifest["timings_s"]["total"],
                          "timings_s": manifest["timings_s"], "k": manifest["pca"]["k"]})
             if accuracy is None:
@@ -206,6 +214,90 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
     spark.stop()
     return {"cold": runs[0], "warm": runs[1:], "accuracy": accuracy,
             "peak_rss_mb": {"driver_and_jvm": round(rss.driver), "python_worker": round(rss.worker)}}
+
+
+# Where a warm image's core time goes: each sampled worker stack is charged to the innermost
+# frame that names one of these (file, function) pairs, first match wins; the rest of the
+# worker's time is Spark's worker protocol (task hand-over, pickling, results).
+PROFILE_PARTS = (
+    ("inference", "runtimes.py", ("__call__",)),
+    ("decode", "decode.py", ("_fast_jpeg", "decode_with_pillow", "_to_rgb")),
+    ("resize", "decode.py", ("_resized",)),
+    ("normalise", "backbones.py", ("preprocess",)),
+    ("moments", "moments.py", ("",)),
+    ("moments", "tally.py", ("PartitionTally",)),
+    ("read files", "storage.py", ("read_many", "_read_local", "_read_object")),
+    ("Parquet write", "storage.py", ("writer", "write", "write_bytes")),
+    ("Parquet write", "featurize.py", ("featurize_partition",)),  # its write_table calls
+    ("Arrow rows", "featurize.py", ("featurize_files",)),
+    ("PCA projection (write stage)", "reduce.py", ("project_files",)),
+    ("statistics merge", "tally.py", ("merge_group", "RunTally")),
+)
+
+
+def _profile_part(stack: str) -> str:
+    for frame in reversed(stack.split(";")):
+        function, _, where = frame.partition(" (")
+        for part, filename, functions in PROFILE_PARTS:
+            if f"/{filename}:" in where or where.startswith(f"{filename}:"):
+                if any(name in function for name in functions):
+                    return part
+    return "Spark worker protocol, other Python"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> dict:
+    """One warm run with its Python workers sampled by py-spy (active samples only, so their
+    CPU time) and the JVM's and driver's CPU read from /proc: core-ms per image, by part."""
+    from fruits.config import build_config
+    from fruits.pipeline import run_job
+    from fruits.spark_session import local_spark
+
+    spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
+    outputs = [WORK / f"out-profile-{os.getpid()}-{i}" for i in range(2)]
+
+    def run(output):
+        shutil.rmtree(output, ignore_errors=True)
+        config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS), "image_size": size,
+                               "runtime": runtime})
+        return run_job(spark, config)
+
+    run(outputs[0])  # warm-up: workers started, model loaded
+    tree = _descendants(os.getpid())
+    workers = [pid for pid, cmd in tree.items() if "-m fruits.spark_worker" in cmd]
+    jvms = [pid for pid, cmd in tree.items() if "java" in cmd.split(" ")[0]]
+    samples = WORK / f"profile-{os.getpid()}"
+    samplers = [subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate",
+                                  str(rate), "--format", "raw", "--nonblocking", "-o", f"{samples}-{pid}.txt"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers]
+    time.sleep(1.0)  # samplers attached
+    jvm_before, driver_before = sum(map(_cpu_seconds, jvms)), time.process_time()
+    manifest = run(outputs[1])
+    jvm_cpu, driver_cpu = sum(map(_cpu_seconds, jvms)) - jvm_before, time.process_time() - driver_before
+    for sampler in samplers:
+        sampler.send_signal(2)  # SIGINT: py-spy writes what it sampled and exits
+        sampler.wait()
+    parts: dict[str, float] = {}
+    for pid in workers:
+        path = Path(f"{samples}-{pid}.txt")
+        for line in path.read_text().splitlines() if path.exists() else []:
+            stack, _, count = line.rpartition(" ")
+            part = _profile_part(stack)
+            parts[part] = parts.get(part, 0.0) + int(count) / rate
+        path.unlink(missing_ok=True)
+    spark.stop()
+    for output in outputs:
+        shutil.rmtree(output, ignore_errors=True)
+    images = manifest["counts"]["read"]
+    parts["JVM (Spark: scheduling, task hand-over)"] = jvm_cpu
+    parts["driver Python (planning, PCA fit, manifest)"] = driver_cpu
+    return {"images": images, "wall_s": manifest["timings_s"]["total"],
+            "core_ms_per_image": {part: round(1000 * seconds / images, 3)
+                                  for part, seconds in sorted(parts.items(), key=lambda item: -item[1])}}
 
 
 def measure_stats(datasets: list[str], images_per_task: int) -> dict:
@@ -300,7 +392,7 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT / "job")))
         measure = {"raw": measure_raw, "decode": measure_decode, "pipeline": measure_pipeline,
-                   "seeds": measure_seeds, "stats": measure_stats}[args.child]
+                   "seeds": measure_seeds, "stats": measure_stats, "profile": measure_profile}[args.child]
         print(json.dumps(measure(**json.loads(args.kwargs))))
         return
 
@@ -345,6 +437,8 @@ def main() -> None:
     quarter = max(64, args.images // 4)
     stats_bytes = in_child("stats", datasets=[str(replicate_sample(quarter)), dataset], images_per_task=100)
     print(f"  PCA statistics to the driver: {stats_bytes}", flush=True)
+    profile = in_child("profile", dataset=dataset, size=size, runtime=runtime)
+    print(f"  where a warm image's core time goes: {profile}", flush=True)
     sweep = {}
     for entry in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         extra, _, extra_runtime = entry.partition(":")
@@ -397,6 +491,7 @@ def main() -> None:
         "size_sweep": sweep,
         "scale": scale,
         "before": before,
+        "profile": profile,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -454,6 +549,16 @@ def print_table(results: dict) -> None:
         table.add_row(f"peak RSS, {scale['images']} images", f"driver+JVM {scale['peak_rss_mb']['driver_and_jvm']} MB",
                       f"worker {scale['peak_rss_mb']['python_worker']} MB", "")
     Console().print(table)
+    profile = results["profile"]
+    parts = Table(title=f"Where a warm image's core time goes ({profile['images']} images, one warm run, "
+                        "py-spy on the Python workers, /proc for the JVM and driver)")
+    for column in ("part", "core-ms per image", "share"):
+        parts.add_column(column)
+    total = sum(profile["core_ms_per_image"].values())
+    for part, value in profile["core_ms_per_image"].items():
+        parts.add_row(part, f"{value:.3f}", f"{value / total:.0%}")
+    parts.add_row("total", f"{total:.3f}", "")
+    Console().print(parts)
     print(f"wrote {HERE / 'results.json'}")
 
 

@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(*layers, args)
         print(f"Fruits! job {__version__}: {config.input} -> {config.output} ({config.model}, {config.image_size} px, "
               f"{config.runtime})", file=sys.stderr, flush=True)
+        from fruits.featurize import ModelInBackground
         from fruits.pipeline import run_job  # after argument checks: imports Spark
         from fruits.spark_session import submitted_spark
 
+        model = ModelInBackground(config)  # overlaps the SparkContext's start
         spark = submitted_spark(config)
         try:
-            manifest = run_job(spark, config)
+            manifest = run_job(spark, config, model=model)
         finally:
             spark.stop()
     except UserError as exc:

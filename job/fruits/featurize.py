@@ -13,6 +13,7 @@ task; a module global lives as long as the reused Python worker (GUIDE.md).
 import hashlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterator
@@ -69,6 +70,31 @@ def prepare_model(config: JobConfig) -> bytes | None:
             with open(path, "rb") as handle:
                 return handle.read()
     return None
+
+
+class ModelInBackground:
+    """prepare_model(config) on a thread of its own, started before Spark: TensorFlow's import
+    and a conversion (~20 s of one core when nothing is baked or cached) then overlap the JVM's
+    start and the listing instead of following them. A daemon thread: a run that fails before
+    featurizing exits without waiting for it."""
+
+    def __init__(self, config: JobConfig):
+        self._result: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._prepare, args=(config,), name="prepare-model", daemon=True)
+        self._thread.start()
+
+    def _prepare(self, config: JobConfig) -> None:
+        try:
+            self._result = prepare_model(config)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> bytes | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def load_model(backbone: Backbone, image_size: int, weights: str, threads: int = 1, runtime: str = "tflite",

@@ -38,7 +38,8 @@ class Moments:
         n = self.n + other.n
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
-        scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
+        scatter = self.scatter + other.scatter
+        scatter += np.outer(delta * (self.n * other.n / n), delta)  # one d x d temporary, not three
         return Moments(n, mean, scatter)
 
 

@@ -15,7 +15,7 @@ from fruits import __version__
 from fruits.backbones import BACKBONES
 from fruits.config import JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
-from fruits.featurize import featurize, plan_tasks, prepare_model
+from fruits.featurize import ModelInBackground, featurize, plan_tasks
 from fruits.ingest import Listing, list_images
 from fruits.output import ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, check_separate, part_file
 from fruits.progress import StageClock
@@ -105,10 +105,12 @@ def _versions(spark: SparkSession) -> dict[str, str]:
 
 
 def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = None,
-            run_id: str | None = None) -> dict:
-    """Run the whole job for `config`; returns the manifest it wrote."""
+            run_id: str | None = None, model: ModelInBackground | None = None) -> dict:
+    """Run the whole job for `config`; returns the manifest it wrote. `model` is the model
+    preparation the caller started before Spark, if it did (else it starts here)."""
     if not config.input or not config.output:
         raise UserError("The job needs both --input and --output.")
+    model = model or ModelInBackground(config)
     clock = clock or StageClock()
     run_id = run_id or config.run_id or default_run_id(spark)
     if "{run_id}" in config.output:  # scheduled runs: one output per run
@@ -141,7 +143,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     try:
         with clock.stage("featurize", images=sum(map(len, todo.values()))) as progress, \
                 worker_errors_as_user_errors(), storage_errors_as_user_errors(config.output, config):
-            model_file = prepare_model(config) if todo else None  # converted or downloaded once, here
+            model_file = model.result() if todo else None  # converted or downloaded once, on the driver
             featurize(spark, todo, config, source, target, progress, model_file)
     except UserError:
         output.abandon()  # e.g. no weights: nothing was written, leave no folder behind

@@ -22,6 +22,12 @@ import numpy as np
 from fruits.moments import Moments, MomentsBuilder
 
 
+def _upper_mask(d: int) -> np.ndarray:
+    """The upper triangle (diagonal included) of a d x d matrix as a boolean mask: indexing
+    with it reads row by row, as np.triu_indices does, in 1/16 of the indices' memory."""
+    return np.triu(np.ones((d, d), dtype=bool))
+
+
 def stats_file(partition: int) -> str:
     return f"stats-{partition:05d}.npz"
 
@@ -51,7 +57,7 @@ class RunTally:
         counts = {"partitions": sorted(self.partitions), "rows": self.rows, "failed": self.failed,
                   "labels": self.labels, "splits": self.splits, "core_seconds": self.core_seconds}
         buffer = io.BytesIO()
-        upper = np.triu_indices(len(self.moments.mean))  # the scatter matrix is symmetric: half of it
+        upper = _upper_mask(len(self.moments.mean))  # the scatter matrix is symmetric: half of it
         np.savez(buffer, counts=np.frombuffer(json.dumps(counts).encode(), dtype=np.uint8),
                  n=np.array(self.moments.n), mean=self.moments.mean, scatter=self.moments.scatter[upper])
         return buffer.getvalue()
@@ -62,8 +68,9 @@ class RunTally:
             counts, n = json.loads(arrays["counts"].tobytes()), int(arrays["n"])
             mean, upper = arrays["mean"], arrays["scatter"]
         scatter = np.zeros((len(mean), len(mean)))
-        scatter[np.triu_indices(len(mean))] = upper
-        scatter += np.triu(scatter, 1).T
+        mask = _upper_mask(len(mean))
+        scatter[mask] = upper
+        scatter.T[mask] = upper  # the lower half, through the transposed view: no d x d temporary
         moments = Moments(n, mean, scatter)
         return RunTally(frozenset(counts["partitions"]), counts["rows"], counts["failed"], Counter(counts["labels"]),
                         Counter(counts["splits"]), moments, counts["core_seconds"])

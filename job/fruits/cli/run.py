@@ -5,11 +5,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pyspark import SparkContext
 
 from fruits.cli.chatter import chatter_to, log_path
 from fruits.cli.console import console, print_note, print_result, print_warning, run_summary
 from fruits.config import JobConfig
 from fruits.errors import UserError
+from fruits.featurize import ModelInBackground
 from fruits.demo_data import make_demo_dataset
 from fruits.options import parse_pairs
 from fruits.pipeline import new_run_id, run_job
@@ -44,9 +46,18 @@ def run(
     log = log_path(run_id)
     print_note(f"Starting Spark ({master}) ...")
     with nullcontext() if verbose else chatter_to(log):
+        # Spark is stopped before fruitsctl returns: its JVM writes to the log file, not to our
+        # output, so nobody would wait for it to flush the event log and shut down otherwise.
+        # A session this process already had (tests, notebooks) is left running.
+        ours = SparkContext._active_spark_context is None
         try:
+            model = ModelInBackground(config)  # TensorFlow's import and a conversion overlap Spark's start
             spark = local_spark(master, extra_conf, config)
-            manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id)
+            try:
+                manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id, model=model)
+            finally:
+                if ours:
+                    spark.stop()
         except UserError as exc:
             if verbose:
                 raise
