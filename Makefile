@@ -41,17 +41,33 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars run test bench clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test bench clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(BIN)/fruitsctl: pyproject.toml
+$(BIN)/fruitsctl: pyproject.toml requirements-test.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e ".[test]"
+	$(BIN)/pip install --progress-bar off --require-hashes -r requirements-test.lock
+	$(BIN)/pip install --progress-bar off --no-deps -e .
 	@touch $@
+
+# The locks: every package and its hashes, for any platform (markers pick tensorflow-cpu on
+# x86-64, tensorflow on arm64). Regenerate after changing a pin in pyproject.toml.
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header -q
+lock: install ## Re-resolve requirements.lock (image) and requirements-test.lock (make install) from pyproject.toml
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra test -c requirements.lock -o requirements-test.lock
+
+# pyspark is published as a source archive only (pure Python): every other package must have a wheel.
+ARCHS ?= x86_64 aarch64
+arch-check: install ## The image's locked dependencies have wheels for linux/amd64 and linux/arm64
+	for arch in $(ARCHS); do \
+	  $(BIN)/uv pip compile requirements.lock --python-version 3.11 --python-platform $$arch-manylinux_2_28 \
+	    --only-binary :all: --no-binary pyspark --no-header -q -o /dev/null && echo "$$arch: resolves" || exit 1; \
+	done
 
 install: $(BIN)/fruitsctl ## Create .venv/ with the job, fruitsctl and the test tools
 

@@ -51,8 +51,9 @@ def test_the_image_bakes_weights_and_model_where_the_job_looks_for_them():
 
 
 def test_python_dependencies_and_jars_come_from_the_project_definitions():
-    assert "['project']['dependencies']" in DOCKERFILE  # the pins of pyproject.toml, nothing restated
-    assert "pip install --no-cache-dir --progress-bar off -r /src/requirements.txt" in DOCKERFILE
+    assert "COPY requirements.lock /src/" in DOCKERFILE  # the lock of pyproject.toml's pins, nothing restated
+    assert "pip install --no-cache-dir --progress-bar off --require-hashes -r /src/requirements.lock" in DOCKERFILE
+    assert DOCKERFILE.index("requirements.lock") < DOCKERFILE.index("COPY job /src/job")  # deps before code
     pins = re.findall(r"pip install[^\n]*?([\w-]+)==", DOCKERFILE)
     assert pins == ["pip"]  # only the installer itself is pinned here
     assert "python -m fruits.s3a_jars" in DOCKERFILE  # the SHA-256-verified jars the tests use
