@@ -19,6 +19,9 @@ JOB_SPARK_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.python.worker.reuse": "true",
     "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+    # Arrow's buffers in the Python workers on malloc instead of jemalloc, which keeps freed
+    # memory: worker peaks 347-361 MB against 370-377 on 2 592 images (two runs each).
+    "spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL": "system",
     "spark.python.daemon.module": "fruits.spark_worker",
 }
 
