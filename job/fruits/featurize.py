@@ -10,7 +10,6 @@ closure (or anything in __main__) with every task, which would rebuild the model
 task; a module global lives as long as the reused Python worker (GUIDE.md).
 """
 
-import hashlib
 import os
 import tempfile
 import threading
@@ -28,7 +27,7 @@ from fruits.errors import UserError, worker_user_error
 from fruits.output import DESCRIBED_SCHEMA, ERRORS, STAGED, STAGED_SCHEMA, part_file
 from fruits.progress_counter import ImageCounterAddress, ImageReporter
 from fruits.storage import Store
-from fruits.runtimes import (KerasRuntime, TFLiteRuntime, converted_model, converted_name, private_cache,
+from fruits.runtimes import (KerasRuntime, TFLiteRuntime, cached_by_content, converted_model, converted_name,
                              stored_model)
 from fruits.tally import PartitionTally, stats_file
 from fruits.vectors import to_arrow
@@ -121,14 +120,9 @@ def load_model(backbone: Backbone, image_size: int, weights: str, threads: int =
 
 def _shipped_weights(data: bytes) -> str:
     """The driver's weights file, written once to this user's private cache; its path."""
-    folder = private_cache()
-    if folder is None:
+    path = cached_by_content(data, ".weights.h5")
+    if path is None:
         raise worker_user_error("No private cache folder for the model's weights; check that TMPDIR is writable.")
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.weights.h5"
-    if not path.exists():
-        partial_path = path.with_name(f"{path.name}.{os.getpid()}.part")
-        partial_path.write_bytes(data)
-        os.replace(partial_path, path)
     return str(path)
 
 

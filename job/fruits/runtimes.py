@@ -144,6 +144,18 @@ def converted_model(name: str, build: Callable[[], object]) -> bytes:
     return converted
 
 
+def cached_by_content(data: bytes, suffix: str) -> Path | None:
+    """`data` as a file of this user's private cache named by its content hash (written once,
+    atomically); its path, or None without a private cache."""
+    folder = private_cache()
+    if folder is None:
+        return None
+    target = folder / f"{_digest(data)[:32]}{suffix}"
+    if not target.exists():
+        _write_atomically(target, data)
+    return target
+
+
 def _write_atomically(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{os.getpid()}.part")

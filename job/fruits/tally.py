@@ -16,16 +16,21 @@ import pickle
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from fruits.moments import Moments, MomentsBuilder
 
 
+@lru_cache(maxsize=4)
 def _upper_mask(d: int) -> np.ndarray:
     """The upper triangle (diagonal included) of a d x d matrix as a boolean mask: indexing
-    with it reads row by row, as np.triu_indices does, in 1/16 of the indices' memory."""
-    return np.triu(np.ones((d, d), dtype=bool))
+    with it reads row by row, as np.triu_indices does, in 1/16 of the indices' memory. Made
+    once per d (every tally of a run has the same d) and read-only."""
+    mask = np.triu(np.ones((d, d), dtype=bool))
+    mask.flags.writeable = False
+    return mask
 
 
 def stats_file(partition: int) -> str:
