@@ -110,3 +110,13 @@ def test_the_progress_bar_counts_images_as_the_workers_finish_each_batch(spark, 
     run_job(spark, config, progress)
     images = 24 * len(DEMO_CLASSES)
     assert progress.reported["featurize"] == (images, 2 * 8)  # 60 images a task: 7 batches of 8, then 1 of 4
+
+
+def test_an_unwritable_log_folder_is_one_sentence_and_nothing_is_written(weights, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log folder should be")
+    monkeypatch.setenv("FRUITS_LOG_DIR", str(blocker / "logs"))
+    result = runner.invoke(app, ["run", "--weights", weights, "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "Cannot write the run's log file" in flat(result.output) and "FRUITS_LOG_DIR" in flat(result.output)
+    assert not (tmp_path / "o").exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fruits.cli.console import console, error_console
+from fruits.errors import UserError
 
 LOG_DIR_ENV = "FRUITS_LOG_DIR"
 
@@ -42,12 +43,16 @@ def _terminal_copy(stream, fd: int):
 def chatter_to(log: Path) -> Iterator[Path]:
     """Within the block, descriptors 1 and 2 write to `log` (created 0600: it may quote paths
     and settings); fruitsctl's consoles still write to the terminal."""
-    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise UserError(f"Cannot write the run's log file {log} ({exc.strerror or exc}): set {LOG_DIR_ENV} to a "
+                        "writable folder, or pass --verbose to see Spark's messages on the terminal instead.") from None
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     terminal_out, terminal_err = _terminal_copy(sys.stdout, 1), _terminal_copy(sys.stderr, 2)
     saved = os.dup(1), os.dup(2)
-    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     console.file, error_console.file = terminal_out, terminal_err
     os.dup2(target, 1)
     os.dup2(target, 2)
