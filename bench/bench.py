@@ -341,6 +341,47 @@ def measure_seeds(dataset: str, images: int) -> dict:
     return {"img_s": images / wall, "k": result["k"], "accuracy": held_out_accuracy(table["path"], table["label"], table["pca"])}
 
 
+def measure_incremental(dataset: str, size: int, runtime: str, repeats: int, new_every: int = 10) -> dict:
+    """A nightly run on a growing input: the previous run saw all images but every
+    `new_every`-th; then they arrive. Full run vs incremental run (--incremental-from the
+    previous) on the same final input, alternately in one warm Spark session; job wall time
+    (the manifest's total, Spark's start excluded: it is the same for both)."""
+    from fruits.config import build_config
+    from fruits.pipeline import run_job
+    from fruits.spark_session import local_spark
+
+    base = WORK / f"incremental-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    images = base / "images"
+    shutil.copytree(dataset, images, copy_function=os.link)  # hard links: the same sizes and times
+    arriving = sorted(images.glob("*/*.jpg"))[::new_every]
+    held = base / "held"
+    for path in arriving:
+        (held / path.parent.name).mkdir(parents=True, exist_ok=True)
+        path.rename(held / path.parent.name / path.name)
+    settings = {"input": str(images), "weights": str(WEIGHTS), "image_size": size, "runtime": runtime}
+    spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
+    run_job(spark, build_config({**settings, "output": str(base / "previous")}))  # also warms Spark up
+    for path in arriving:
+        (held / path.parent.name / path.name).rename(path)
+    full, incremental, refit, reused = [], [], [], None
+    for attempt in range(repeats):
+        for kind, times in (("full", full), ("incremental", incremental), ("reuse-model", refit)):
+            output = base / f"{kind}-{attempt}"
+            extra = {} if kind == "full" else {"incremental_from": str(base / "previous")}
+            if kind == "reuse-model":
+                extra["reuse_model"] = True
+            manifest = run_job(spark, build_config({**settings, **extra, "output": str(output)}))
+            times.append(manifest["timings_s"]["total"])
+            reused = manifest.get("incremental") or reused
+            shutil.rmtree(output)
+    spark.stop()
+    shutil.rmtree(base, ignore_errors=True)
+    return {"images": len(list(Path(dataset).glob("*/*.jpg"))), "new": len(arriving), "full_s": full,
+            "incremental_s": incremental, "reuse_model_s": refit, "reused": reused["reused"],
+            "ratios": [round(i / f, 3) for i, f in zip(incremental, full)]}
+
+
 def in_child(kind: str, code: Path | None = None, **kwargs) -> dict:
     """Run one measurement in a fresh interpreter; it prints its result as JSON last. With
     `code` (an older version's job/ folder), the child and its Spark workers run that code."""
@@ -392,7 +433,8 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT / "job")))
         measure = {"raw": measure_raw, "decode": measure_decode, "pipeline": measure_pipeline,
-                   "seeds": measure_seeds, "stats": measure_stats, "profile": measure_profile}[args.child]
+                   "seeds": measure_seeds, "stats": measure_stats, "profile": measure_profile,
+                   "incremental": measure_incremental}[args.child]
         print(json.dumps(measure(**json.loads(args.kwargs))))
         return
 
@@ -439,6 +481,8 @@ def main() -> None:
     print(f"  PCA statistics to the driver: {stats_bytes}", flush=True)
     profile = in_child("profile", dataset=dataset, size=size, runtime=runtime)
     print(f"  where a warm image's core time goes: {profile}", flush=True)
+    incremental = in_child("incremental", dataset=dataset, size=size, runtime=runtime, repeats=args.repeats)
+    print(f"  incremental (10% new) vs full: {incremental}", flush=True)
     sweep = {}
     for entry in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         extra, _, extra_runtime = entry.partition(":")
@@ -492,6 +536,13 @@ def main() -> None:
         "scale": scale,
         "before": before,
         "profile": profile,
+        "incremental": {**incremental, "full_s": spread(incremental["full_s"]),
+                        "incremental_s": spread(incremental["incremental_s"]),
+                        "reuse_model_s": spread(incremental["reuse_model_s"]),
+                        "ratio_incremental_to_full": round(statistics.median(incremental["incremental_s"])
+                                                           / statistics.median(incremental["full_s"]), 3),
+                        "ratio_reuse_model_to_full": round(statistics.median(incremental["reuse_model_s"])
+                                                           / statistics.median(incremental["full_s"]), 3)},
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -540,6 +591,13 @@ def print_table(results: dict) -> None:
     (small_images, small), (full_images, full) = results["pca_stats_bytes_to_driver"].items()
     table.add_row("PCA statistics to the driver", f"{small['bytes'] / 2**20:.1f} / {full['bytes'] / 2**20:.1f} MiB",
                   f"{small_images} / {full_images} images, {small['tasks']} / {full['tasks']} tasks", "")
+    if inc := results.get("incremental"):
+        table.add_row(f"full run, {inc['images']} images (job wall)", f"{inc['full_s']['median']:.2f} s",
+                      f"{inc['full_s']['min']:.2f}-{inc['full_s']['max']:.2f} s", "")
+        table.add_row(f"incremental, {inc['new']} new ({inc['reused']} reused)", f"{inc['incremental_s']['median']:.2f} s",
+                      f"{inc['ratio_incremental_to_full']:.2f}x the full run", "")
+        table.add_row("incremental --reuse-model", f"{inc['reuse_model_s']['median']:.2f} s",
+                      f"{inc['ratio_reuse_model_to_full']:.2f}x the full run", "")
     for size, figures in results["size_sweep"].items():
         table.add_row(f"{size}: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}",
                       f"{figures['ratio_pipeline_to_raw']:.2f}x", f"{figures['accuracy']:.3f}")

@@ -24,7 +24,8 @@ from fruits.cluster.iam import EVENT_LOG_STATEMENT, render_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "iam-fruits"
-VALUES = {"job": {"input": f"s3a://{BUCKET}/photos", "output": f"s3a://{BUCKET}/runs/r1"},
+VALUES = {"job": {"input": f"s3a://{BUCKET}/photos", "output": f"s3a://{BUCKET}/runs/{{run_id}}",
+                  "incrementalFrom": f"latest:s3a://{BUCKET}/runs"},
           "cluster": {"eventLogDir": f"s3a://{BUCKET}/spark-events"}}
 
 
@@ -51,11 +52,11 @@ def principals(s3_server, sample_dir):
     moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = saved
 
 
-def run_as(keys: dict, s3_server: str, output: str, weights: str):
+def run_as(keys: dict, s3_server: str, output: str, weights: str, *extra: str):
     return subprocess.run(
         [str(Path(sys.executable).parent / "fruitsctl"), "run", "--input", f"s3a://{BUCKET}/photos", "--output", output,
          "--weights", weights, "--k", "2", "--s3-endpoint", s3_server, "--s3-path-style", "--s3-credentials", "static",
-         "--spark-conf", "spark.ui.enabled=false"],
+         "--spark-conf", "spark.ui.enabled=false", *extra],
         capture_output=True, text=True, timeout=600, env={**os.environ, **keys})
 
 
@@ -79,6 +80,26 @@ def test_writing_outside_the_policy_is_denied_in_one_sentence(principals, s3_ser
     assert (f"Access denied to 's3a://{BUCKET}/elsewhere/r2' (credentials: static): check the keys or role"
             in flat(done.stdout + done.stderr)), done.stderr[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_incremental_run_reads_the_previous_runs_within_the_policy(principals, s3_server, weights):
+    first = run_as(principals["job"], s3_server, f"s3a://{BUCKET}/runs/first", weights)
+    assert first.returncode == 0, first.stderr[-3000:]
+    later = run_as(principals["job"], s3_server, f"s3a://{BUCKET}/runs/later", weights,
+                   "--incremental-from", f"latest:s3a://{BUCKET}/runs")
+    assert later.returncode == 0, later.stdout[-3000:] + later.stderr[-3000:]
+    manifest = json.loads(client(principals["job"]).get_object(Bucket=BUCKET, Key="runs/later/manifest.json")["Body"].read())
+    assert manifest["incremental"]["reused"] == 4 and manifest["incremental"]["featurized"] == 0
+
+
+def test_the_previous_runs_statement_is_there_only_for_runs_that_read_one():
+    template = (ROOT / "deploy" / "iam" / "s3-policy.json").read_text()
+    with_previous = render_policy(template, VALUES)
+    previous = next(s for s in with_previous["Statement"] if s["Sid"] == "ReadThePreviousRuns")
+    assert previous["Action"] == ["s3:GetObject"]
+    assert previous["Resource"] == [f"arn:aws:s3:::{BUCKET}/runs", f"arn:aws:s3:::{BUCKET}/runs/*"]
+    plain = render_policy(template, {**VALUES, "job": {k: v for k, v in VALUES["job"].items() if k != "incrementalFrom"}})
+    assert "ReadThePreviousRuns" not in {s["Sid"] for s in plain["Statement"]}
 
 
 def client(keys: dict):

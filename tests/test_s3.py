@@ -217,3 +217,24 @@ def test_an_s3_event_log_opens_with_the_jobs_own_s3_settings(s3, s3_server, samp
     logs = [o for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="spark-events/").get("Contents", [])
             if o["Key"] != "spark-events/"]
     assert logs and logs[0]["Size"] > 0
+
+
+def test_an_incremental_run_and_a_transform_on_s3(s3_run, spark, s3, weights):
+    first, _ = s3_run
+    later = run_job(spark, s3_config(input=f"s3a://{BUCKET}/sample", output=f"s3a://{BUCKET}/runs/r2",
+                                     weights=weights, incremental_from=f"latest:s3a://{BUCKET}/runs"))
+    assert later["incremental"]["previous_run_id"] == first["run_id"]
+    assert later["incremental"]["reused"] == first["counts"]["ok"] and later["incremental"]["featurized"] == 0
+    assert later["pca"]["k"] == first["pca"]["k"]
+    applied = run_job(spark, s3_config(input=f"s3a://{BUCKET}/sample/Kiwi", output=f"s3a://{BUCKET}/applied",
+                                       apply_model=f"s3a://{BUCKET}/runs/r1"))
+    assert applied["pca"]["fitted_by"]["run_id"] == first["run_id"] and applied["config"]["weights"] == weights
+    rows = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="applied/")["Contents"]}
+    assert "applied/manifest.json" in rows and "applied/model/metadata/part-00000" in rows
+
+
+def test_an_unfinished_s3_previous_run_is_refused(spark, s3, uploaded, weights):
+    s3.put_object(Bucket=BUCKET, Key="dead/" + IN_PROGRESS, Body=b"{}")
+    with pytest.raises(UserError, match="holds no finished run"):
+        run_job(spark, s3_config(input=f"s3a://{BUCKET}/sample", output=f"s3a://{BUCKET}/runs/r3",
+                                 weights=weights, incremental_from=f"s3a://{BUCKET}/dead"))

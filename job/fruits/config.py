@@ -18,6 +18,9 @@ from fruits.errors import UserError
 from fruits.options import fields_of, flag, load_config_file, merge_layers, option, to_argv  # noqa: F401
 
 
+LATEST = "latest:"  # --incremental-from latest:PREFIX: the newest finished run under PREFIX
+
+
 @dataclass(frozen=True)
 class JobConfig:
     input: str | None = option(
@@ -52,6 +55,16 @@ class JobConfig:
     seed: int = option(42, "Seed for the fit sample.", low=0, high=2**31 - 1)
     overwrite: bool = option(False, "Replace an existing complete output (one with a manifest).")
     run_id: str | None = option(None, "Run id recorded in the manifest (default: a new timestamped id).")
+    incremental_from: str | None = option(
+        None, "A finished run's output (folder or s3a:// prefix), or latest:PREFIX for the newest finished run "
+        "under PREFIX: images unchanged since that run (same path, size and modification time) reuse its "
+        "features instead of going through the CNN. latest: with no finished run yet makes a full run.")
+    reuse_model: bool = option(
+        False, "With --incremental-from: keep the previous run's scaler and PCA and only transform (default: "
+        "refit them on all rows).")
+    apply_model: str | None = option(
+        None, "A finished run's output whose backbone settings, scaler and PCA are applied to the input, "
+        "without fitting (what `fruitsctl transform --model RUN` runs); --k and --variance do not apply.")
     s3_endpoint: str | None = option(
         None, "S3 endpoint URL; empty: AWS, or $AWS_ENDPOINT_URL when set. An http:// URL turns TLS off."
     )
@@ -78,6 +91,12 @@ def build_config(*layers: Mapping[str, Any], other_names: Iterable[str] = ()) ->
     merged = merge_layers(JobConfig, layers, other_names)
     if "k" in merged and "variance" in merged:
         raise UserError("Give either --variance or --k, not both.")
+    if merged.get("reuse_model") and not merged.get("incremental_from"):
+        raise UserError("--reuse-model keeps the model of the run given to --incremental-from: give "
+                        "--incremental-from too, or use --apply-model RUN to apply a run's model to new images.")
+    if merged.get("apply_model") and merged.get("incremental_from"):
+        raise UserError("Give either --apply-model or --incremental-from, not both: --incremental-from RUN "
+                        "--reuse-model reuses both a run's features and its model.")
     backbone = BACKBONES[merged.get("model", DEFAULTS.model)]
     if merged.get("k") is not None and merged["k"] > backbone.feature_dim:
         raise UserError(f"--k {merged['k']} is more than the {backbone.feature_dim} features of {backbone.name}: "

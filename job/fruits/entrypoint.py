@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{config.runtime})", file=sys.stderr, flush=True)
         from fruits.featurize import ModelInBackground
         from fruits.pipeline import run_job  # after argument checks: imports Spark
+        from fruits.previous_run import with_applied_settings
         from fruits.spark_session import submitted_spark
 
+        config = with_applied_settings(config)  # --apply-model: that run's backbone settings
         model = ModelInBackground(config)  # overlaps the SparkContext's start
         spark = submitted_spark(config)
         try:

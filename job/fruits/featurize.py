@@ -24,7 +24,7 @@ from fruits.backbones import BACKBONES, Backbone, baked_imagenet
 from fruits.config import JobConfig
 from fruits.decode import BadImage, decode_image
 from fruits.errors import UserError, worker_user_error
-from fruits.output import DESCRIBED_SCHEMA, ERRORS, STAGED, STAGED_SCHEMA, part_file
+from fruits.output import ERRORS, LISTED_SCHEMA, STAGED, STAGED_SCHEMA, part_file
 from fruits.progress_counter import ImageCounterAddress, ImageReporter
 from fruits.storage import Store
 from fruits.runtimes import (KerasRuntime, TFLiteRuntime, cached_by_content, converted_model, converted_name,
@@ -71,6 +71,10 @@ def prepare_model(config: JobConfig) -> bytes | None:
     return None
 
 
+def _model_settings(config: JobConfig) -> tuple:
+    return config.model, config.weights, config.image_size, config.runtime
+
+
 class ModelInBackground:
     """prepare_model(config) on a thread of its own, started before Spark: TensorFlow's import
     and a conversion (~20 s of one core when nothing is baked or cached) then overlap the JVM's
@@ -78,6 +82,7 @@ class ModelInBackground:
     featurizing exits without waiting for it."""
 
     def __init__(self, config: JobConfig):
+        self._settings = _model_settings(config)
         self._result: bytes | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._prepare, args=(config,), name="prepare-model", daemon=True)
@@ -88,6 +93,9 @@ class ModelInBackground:
             self._result = prepare_model(config)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
             self._error = exc
+
+    def prepares_for(self, config: JobConfig) -> bool:
+        return self._settings == _model_settings(config)
 
     def result(self) -> bytes | None:
         self._thread.join()
@@ -185,8 +193,8 @@ class FeaturizedBatch:
 
 
 def featurize_files(rows: list[tuple], contents: list, model, backbone: Backbone, config: JobConfig) -> FeaturizedBatch:
-    """(path, label, split) rows and their contents (bytes, or the OSError of reading them)
-    -> feature rows and error rows."""
+    """Listed rows (path, label, split, size, modified) and their contents (bytes, or the
+    OSError of reading them) -> feature rows and error rows."""
     images = np.empty((len(rows), config.image_size, config.image_size, 3), dtype=np.uint8)
     ok, reasons = np.zeros(len(rows), dtype=bool), []
     for i, data in enumerate(contents):
@@ -199,17 +207,20 @@ def featurize_files(rows: list[tuple], contents: list, model, backbone: Backbone
             reasons.append(str(exc))
     vectors = featurize_batch(model, backbone, images[ok], config.batch_size) if ok.any() \
         else np.zeros((0, backbone.feature_dim), dtype=np.float32)
-    paths, labels, splits = (list(column) for column in zip(*rows))
-    described = pa.table([paths, labels, splits], schema=DESCRIBED_SCHEMA)
-    good, bad = described.filter(pa.array(ok)), described.filter(pa.array(~ok))
+    listed = pa.Table.from_batches([pa.RecordBatch.from_pylist(
+        [dict(zip(LISTED_SCHEMA.names, row)) for row in rows], schema=LISTED_SCHEMA)])
+    good, bad = listed.filter(pa.array(ok)), listed.select(["path", "label", "split"]).filter(pa.array(~ok))
     return FeaturizedBatch(good.append_column("features", to_arrow(vectors)),
                            bad.append_column("error", pa.array(reasons, type=pa.string())), vectors)
 
 
 def plan_tasks(listing: pa.Table, partitions: int) -> dict[int, list[tuple]]:
-    """The listing cut into `partitions` contiguous runs of (path, label, split), equal in
-    count to one image, by partition number: the same listing always gives the same tasks."""
-    rows = list(zip(*(listing.column(name).to_pylist() for name in ("path", "label", "split"))))
+    """The listing cut into `partitions` contiguous runs of (path, label, split, size,
+    modified) rows, equal in count to one image, by partition number: the same listing always
+    gives the same tasks."""
+    columns = [listing.column(name) for name in LISTED_SCHEMA.names]
+    columns[-1] = columns[-1].cast(pa.int64())  # µs as int: cheaper than datetime objects, and exact
+    rows = list(zip(*(column.to_pylist() for column in columns)))
     partitions = max(1, min(partitions, len(rows)))
     bounds = [len(rows) * i // partitions for i in range(partitions + 1)]
     return {i: rows[bounds[i]:bounds[i + 1]] for i in range(partitions)}
@@ -221,7 +232,7 @@ def featurize(spark, tasks: dict[int, list[tuple]], config: JobConfig, source: S
     (the run's output) under STAGED: its features (part-NNNNN.parquet, STAGED_SCHEMA), then
     its tally (stats-NNNNN.npz: counts, feature moments, time spent) last; and its error rows
     (ERRORS/part-NNNNN.parquet) where some files could not be read or decoded. `tasks` maps
-    partition numbers to their (path, label, split) rows; `model_file` is prepare_model's.
+    partition numbers to their listed rows (plan_tasks); `model_file` is prepare_model's.
     """
     backbone = BACKBONES[config.model]
     shipped = spark.sparkContext.broadcast(model_file) if tasks and model_file is not None else None

@@ -24,13 +24,11 @@ import pyarrow.fs as pafs
 
 from fruits.decode import IMAGE_EXTENSIONS
 from fruits.errors import UserError
-from fruits.output import ERROR_SCHEMA
+from fruits.output import ERROR_SCHEMA, LISTED_SCHEMA
 from fruits.storage import Store
 
 # A grandparent folder with one of these names is the split (Fruits-360: Training/, Test/).
 SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validation")
-LISTING_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-                            ("size", pa.int64())])
 HIDDEN, NOT_IMAGE = "hidden (name starts with '.')", "not an image (extension)"
 
 
@@ -51,21 +49,29 @@ class Listing:
     """What the input holds: images to read, problems found while listing, skipped counts."""
     paths: list[str] = field(default_factory=list)  # as the output rows spell them (file:/..., s3a://...)
     sizes: list[int] = field(default_factory=list)
+    modified: list[int] = field(default_factory=list)  # µs since the epoch: a file's identity is (path, size, this)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     skipped: Counter = field(default_factory=Counter)  # rule -> entries
 
-    def add_file(self, path: str, size: int) -> None:
+    def add_file(self, path: str, size: int, modified_ns: int) -> None:
         self.paths.append(path)
         self.sizes.append(size)
+        self.modified.append(modified_ns // 1000)
 
     def sorted(self) -> "Listing":
         order = sorted(range(len(self.paths)), key=self.paths.__getitem__)
-        return Listing([self.paths[i] for i in order], [self.sizes[i] for i in order], sorted(self.problems),
-                       self.skipped)
+        return self.subset(order, sorted(self.problems), self.skipped)
+
+    def subset(self, indices, problems=(), skipped=None) -> "Listing":
+        """The files at `indices`, in that order."""
+        return Listing([self.paths[i] for i in indices], [self.sizes[i] for i in indices],
+                       [self.modified[i] for i in indices], list(problems), Counter(skipped or {}))
 
     def table(self) -> pa.Table:
         labels, splits = zip(*map(label_and_split, self.paths)) if self.paths else ((), ())
-        return pa.table([self.paths, list(labels), list(splits), self.sizes], schema=LISTING_SCHEMA)
+        return pa.table([self.paths, list(labels), list(splits), self.sizes,
+                         pa.array(self.modified, pa.int64()).cast(LISTED_SCHEMA.field("modified").type)],
+                        schema=LISTED_SCHEMA)
 
     def problem_rows(self) -> pa.Table:
         rows = [{"path": path, "label": label_and_split(path)[0], "split": label_and_split(path)[1], "error": reason}
@@ -103,7 +109,7 @@ def _list_local(store: Store, shown: str) -> Listing:
             from None
     if not stat.S_ISDIR(top.st_mode):
         if is_image_name(root):
-            listing.add_file(store.uri_of(root), top.st_size)
+            listing.add_file(store.uri_of(root), top.st_size, top.st_mtime_ns)
         else:
             listing.skipped[NOT_IMAGE] += 1
         return listing
@@ -144,7 +150,7 @@ def _list_local(store: Store, shown: str) -> Listing:
             elif not is_image_name(entry.name):
                 listing.skipped[NOT_IMAGE] += 1
             elif stat.S_ISREG(info.st_mode):
-                listing.add_file(path, info.st_size)
+                listing.add_file(path, info.st_size, info.st_mtime_ns)
             else:
                 listing.problems.append((path, "not a regular file (a device, pipe or socket)"))
     return listing
@@ -172,7 +178,7 @@ def _list_s3(store: Store, shown: str) -> Listing:
                 hidden_folders.add(relative.parts[: hidden + 1])
                 listing.skipped[HIDDEN] += 1
         elif is_image_name(info.base_name):
-            listing.add_file(store.uri_of(info.path), info.size)
+            listing.add_file(store.uri_of(info.path), info.size, info.mtime_ns or 0)
         else:
             listing.skipped[NOT_IMAGE] += 1
     return listing

@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from pyspark.ml import PipelineModel
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScalerModel
@@ -19,7 +21,7 @@ from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import SparkSession
 
 from fruits.storage import Store
-from fruits.reduce import FEATURES_VECTOR, PCA_VECTOR, Reduction
+from fruits.reduce import FEATURES_VECTOR, PCA_VECTOR, Reduction, reduction_of
 
 _INTS = pa.list_(pa.field("element", pa.int32(), nullable=False))
 _DOUBLES = pa.list_(pa.field("element", pa.float64(), nullable=False))
@@ -98,3 +100,34 @@ def save_pipeline_model(spark: SparkSession, reduction: Reduction, store: Store,
                 "sparkVersion": spark.version, "uid": PipelineModel._randomUID(),
                 "paramMap": {"stageUids": [stage.uid for stage in stages]}, "defaultParamMap": {}}
     store.write_text(f"{folder}/metadata/part-00000", json.dumps(pipeline, separators=(",", ":")))
+
+
+def _stage_row(store: Store, stage_folder: str) -> dict:
+    """The one data row of a saved stage (ours, or Spark's own PipelineModel.save)."""
+    files = [name for name in store.files(f"{stage_folder}/data") if name.endswith(".parquet")
+             and not name.startswith(("_", "."))]
+    for name in files:
+        with store.filesystem.open_input_file(store.path(f"{stage_folder}/data/{name}")) as handle:
+            rows = pq.read_table(handle).to_pylist()
+        if rows:
+            return rows[0]
+    raise FileNotFoundError(f"{store.uri_of(store.path(stage_folder))}/data holds no row")
+
+
+def load_reduction(store: Store, folder: str, fit_rows: int = 0) -> Reduction:
+    """A saved StandardScalerModel -> PCAModel pipeline (save_pipeline_model's layout, which is
+    Spark ML's) back as a Reduction, with pyarrow alone: a run that applies an earlier run's
+    model needs no JVM round trip for d x k doubles. Raises FileNotFoundError when a part is
+    missing."""
+    stages = sorted(name for name, kind in store.children(f"{folder}/stages").items()
+                    if kind == pafs.FileType.Directory)
+    if len(stages) != 2:
+        raise FileNotFoundError(f"{store.uri_of(store.path(folder))} holds {len(stages)} stages, not the scaler and PCA")
+    scaler, pca = (_stage_row(store, f"{folder}/stages/{name}") for name in stages)
+    mean, std = (np.asarray(scaler[name]["values"], dtype=np.float64) for name in ("mean", "std"))
+    matrix = pca["pc"]
+    values = np.asarray(matrix["values"], dtype=np.float64)
+    shape = (matrix["numRows"], matrix["numCols"])
+    components = values.reshape(shape) if matrix["isTransposed"] else values.reshape(shape[::-1]).T
+    explained = [float(v) for v in pca["explainedVariance"]["values"]]
+    return reduction_of(mean, std, components, explained, fit_rows)

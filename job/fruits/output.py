@@ -2,7 +2,8 @@
 that a run deletes only what a run wrote.
 
 Layout under OUTPUT (a folder or an s3a:// prefix):
-    features/        Parquet: path, label, split, features, pca (part-NNNNN.parquet, one per task)
+    features/        Parquet: path, label, split, size, modified, features, pca (part-NNNNN.parquet,
+                     one per task)
     errors/          Parquet: path, label, split, error (files that could not be read or decoded)
     _staging/        features before the PCA is fitted (removed before the manifest)
     model/           Spark ML PipelineModel (StandardScaler + PCA)
@@ -29,9 +30,13 @@ FEATURES, ERRORS, MODEL, STAGED = "features", "errors", "model", "_staging"
 RUN_ENTRIES = (FEATURES, ERRORS, MODEL, STAGED, MANIFEST, IN_PROGRESS)  # all a run writes at the top
 
 _DESCRIBED = [("path", pa.string()), ("label", pa.string()), ("split", pa.string())]
-DESCRIBED_SCHEMA = pa.schema(_DESCRIBED)
-STAGED_SCHEMA = pa.schema([*_DESCRIBED, ("features", pa.list_(pa.float32()))])
-FEATURES_SCHEMA = pa.schema([*_DESCRIBED, ("features", pa.list_(pa.float32())), ("pca", pa.list_(pa.float32()))])
+# The file's identity when it was read (its size in bytes, its modification time): an
+# incremental run reuses a row only for a file whose path, size and time are unchanged.
+# Microseconds: Spark reads no nanosecond timestamps from Parquet.
+_IDENTITY = [("size", pa.int64()), ("modified", pa.timestamp("us", tz="UTC"))]
+LISTED_SCHEMA = pa.schema([*_DESCRIBED, *_IDENTITY])
+STAGED_SCHEMA = pa.schema([*_DESCRIBED, *_IDENTITY, ("features", pa.list_(pa.float32()))])
+FEATURES_SCHEMA = pa.schema([*STAGED_SCHEMA, ("pca", pa.list_(pa.float32()))])
 ERROR_SCHEMA = pa.schema([*_DESCRIBED, ("error", pa.string())])
 
 
@@ -54,6 +59,10 @@ def _location(store: Store) -> tuple[str, tuple[str, ...]]:
     if store.is_local:
         return "file", tuple(part for part in os.path.realpath(store.root).split("/") if part)
     return "s3", tuple(part for part in store.root.split("/") if part)
+
+
+def same_place(one: Store, other: Store) -> bool:
+    return _location(one) == _location(other)
 
 
 def check_separate(input_store: Store, output_store: Store, shown: tuple[str, str] | None = None) -> None:

@@ -13,14 +13,17 @@ from pyspark.sql import SparkSession
 
 from fruits import __version__
 from fruits.backbones import BACKBONES
-from fruits.config import JobConfig
+from fruits.config import LATEST, JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
 from fruits.featurize import ModelInBackground, featurize, plan_tasks
 from fruits.ingest import Listing, list_images
-from fruits.output import ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, check_separate, part_file
+from fruits.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, check_separate, part_file,
+                           same_place)
 from fruits.progress import StageClock
-from fruits.model_files import save_pipeline_model
-from fruits.reduce import fit_reduction, max_components, project_staged
+from fruits.model_files import load_reduction, save_pipeline_model
+from fruits.previous_run import (PreviousRun, check_same_space, finished_run, latest_run,
+                                 plan_reuse, reuse_features, with_applied_settings)
+from fruits.reduce import Reduction, fit_reduction, max_components, project_staged
 from fruits.s3a import configure_s3a, storage_errors_as_user_errors
 from fruits.storage import Store
 from fruits.tally import RunTally, merge_stats, stats_file
@@ -81,16 +84,16 @@ def merge_groups(spark: SparkSession, feature_dim: int) -> int:
     return max(1, min(executors, limit // (2 * per_group) if limit else executors))
 
 
-def plan_fingerprint(listing: Listing, partitions: int, config: JobConfig) -> str:
-    """What a finished partition's staged files depend on: the images (path and size) and how
-    they were cut and featurized. A retried driver keeps the partitions of a run with the
-    same fingerprint."""
+def plan_fingerprint(listing: Listing, partitions: int, config: JobConfig, previous: str | None = None) -> str:
+    """What a finished partition's staged files depend on: the images (path, size, time), how
+    they were cut and featurized, and the previous run whose rows are reused. A retried
+    driver keeps the partitions of a run with the same fingerprint."""
     digest = hashlib.sha256()
     settings = {name: getattr(config, name) for name in ("model", "weights", "image_size", "runtime", "fit_fraction",
                                                           "seed")}
-    digest.update(json.dumps([partitions, settings], sort_keys=True).encode())
-    for path, size in zip(listing.paths, listing.sizes):
-        digest.update(f"{path}\0{size}\n".encode())
+    digest.update(json.dumps([partitions, settings, previous], sort_keys=True).encode())
+    for path, size, modified in zip(listing.paths, listing.sizes, listing.modified):
+        digest.update(f"{path}\0{size}\0{modified}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -110,7 +113,9 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     preparation the caller started before Spark, if it did (else it starts here)."""
     if not config.input or not config.output:
         raise UserError("The job needs both --input and --output.")
-    model = model or ModelInBackground(config)
+    config = with_applied_settings(config)
+    if model is None or not model.prepares_for(config):
+        model = ModelInBackground(config)
     clock = clock or StageClock()
     run_id = run_id or config.run_id or default_run_id(spark)
     if "{run_id}" in config.output:  # scheduled runs: one output per run
@@ -121,22 +126,29 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     check_separate(source, target, shown=(config.input, config.output))
     if not source.is_local or not target.is_local:  # for Spark's own S3 access (event logs, users' reads)
         configure_s3a(spark, config)
+    warnings: list[str] = []
+    previous, applied = _previous_runs(config, target, warnings)
 
     with clock.stage("ingest"):
         with storage_errors_as_user_errors(config.input, config, doing="list the input"):
             listing = list_images(source, shown=config.input)
+        with storage_errors_as_user_errors(previous.uri if previous else "", config, doing="read the previous run"):
+            plan = plan_reuse(listing, previous) if previous else None
+        to_featurize = plan.featurize if plan else listing
         cores = planned_cores(spark)
-        partitions = config.partitions or choose_partitions(len(listing.paths), cores)
+        partitions = config.partitions or choose_partitions(len(to_featurize.paths), cores)
+        fingerprint = plan_fingerprint(listing, partitions, config, previous.run_id if previous else None)
         with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
             output = RunOutput(target, shown=config.output)
-            resuming = output.claim(run_id, config.overwrite, plan_fingerprint(listing, partitions, config))
+            resuming = output.claim(run_id, config.overwrite, fingerprint)
 
     images = len(listing.paths)
-    tasks = plan_tasks(listing.table(), partitions) if images else {}
+    tasks = plan_tasks(to_featurize.table(), partitions) if to_featurize.paths else {}
+    reused = plan.tasks(first_partition=len(tasks)) if plan else {}
     done = set()
     if resuming:  # a retried driver of this run: keep what its finished tasks committed
         staged = set(target.files(STAGED))
-        done = {p for p in tasks if stats_file(p) in staged}
+        done = {p for p in [*tasks, *reused] if stats_file(p) in staged}
         for partition in set(tasks) - done:  # a task that died half-way may have left error rows
             target.delete(f"{ERRORS}/{part_file(partition)}")
     todo = {partition: rows for partition, rows in tasks.items() if partition not in done}
@@ -149,9 +161,15 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
         raise
     with storage_errors_as_user_errors(config.output, config):
+        if reused:
+            with clock.stage("reuse"):
+                reuse_features(spark, {p: work for p, work in reused.items() if p not in done}, previous.store,
+                               config, target)
+        partitions_done = sorted([*tasks, *reused])
         groups = merge_groups(spark, BACKBONES[config.model].feature_dim)
-        tally, received = merge_stats(spark, target, STAGED, sorted(tasks), groups) if tasks else (RunTally(), 0)
-        results = _reduce_and_write(spark, config, clock, output, target, listing, tally)
+        tally, received = merge_stats(spark, target, STAGED, partitions_done, groups) if partitions_done \
+            else (RunTally(), 0)
+        results = _reduce_and_write(spark, config, clock, output, target, listing, tally, applied, warnings)
 
     wall = time.perf_counter() - started
     manifest = {
@@ -163,6 +181,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         "output": output.uri,
         **results,
         "timings_s": {**clock.timings, "total": round(wall, 3)},
+        "incremental": {**plan.summary(), "model": "reused" if applied else "refit"} if plan else None,
         "featurize": {"partitions": len(tasks), "reused_partitions": len(done), "planned_cores": cores,
                       "stats_merge_tasks": groups, "stats_bytes_to_driver": received},
         "cost": {"featurize_core_seconds": round(tally.core_seconds, 1),
@@ -176,9 +195,48 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     return manifest
 
 
+def _previous_runs(config: JobConfig, target: Store, warnings: list[str]) -> tuple[PreviousRun | None,
+                                                                                  PreviousRun | None]:
+    """(the run whose rows are reused, the run whose model is applied), checked: finished,
+    made with this run's backbone settings, and not this run's own output."""
+    previous = applied = None
+    if config.incremental_from:
+        spec = config.incremental_from
+        place = spec[len(LATEST):] if spec.startswith(LATEST) else spec
+        with storage_errors_as_user_errors(place, config, doing="read the previous run"):
+            if spec.startswith(LATEST):
+                previous = latest_run(place, config, exclude=target, warnings=warnings)
+                if previous is None:
+                    warnings.append(f"No finished run under {place!r} yet: every image went through the CNN "
+                                    "(a full run); the next run will reuse this one.")
+            else:
+                previous = finished_run(spec, config, "--incremental-from")
+        if previous is not None:
+            if same_place(previous.store, target):
+                raise UserError(f"--incremental-from {spec!r} is this run's --output: the run would delete the rows "
+                                "it reuses; write to a new --output (e.g. one containing {run_id}).")
+            check_same_space(config, previous, "--incremental-from")
+            applied = previous if config.reuse_model else None
+    if config.apply_model:
+        with storage_errors_as_user_errors(config.apply_model, config, doing="read the run to apply"):
+            applied = finished_run(config.apply_model, config, "--apply-model")
+    return previous, applied
+
+
+def _applied_reduction(applied: PreviousRun, config: JobConfig) -> Reduction:
+    with storage_errors_as_user_errors(applied.uri, config, doing="read the model of"):
+        try:
+            return load_reduction(applied.store, MODEL, fit_rows=(applied.manifest.get("pca") or {}).get("fit_rows", 0))
+        except (FileNotFoundError, KeyError, ValueError):
+            raise UserError(f"The model of {applied.uri!r} is missing or incomplete ({applied.uri}/{MODEL}): that "
+                            "output was changed after its run finished; apply another run, or rerun it.") from None
+
+
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      store: Store, listing: Listing, tally: RunTally) -> dict:
-    """Error rows, scaler + PCA, and the result files; returns the manifest's result fields."""
+                      store: Store, listing: Listing, tally: RunTally, applied: PreviousRun | None = None,
+                      warnings: list[str] | None = None) -> dict:
+    """Error rows, scaler + PCA (fitted, or `applied`'s), and the result files; returns the
+    manifest's result fields."""
     backbone = BACKBONES[config.model]
     read_count = len(listing.paths) + len(listing.problems)
     failed_count = tally.failed + len(listing.problems)
@@ -190,22 +248,25 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         if not store.files(ERRORS):  # readers expect the folder, even with no error rows
             store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
 
-    if ok_count < 2:
+    needed = 1 if applied else 2
+    if ok_count < needed:
         with clock.stage("write"):
             write_errors()
         raise UserError(
-            f"Only {ok_count} of {read_count} images could be decoded (PCA needs at least 2); "
+            f"Only {ok_count} of {read_count} images could be decoded "
+            f"({'at least 1 is needed' if applied else 'PCA needs at least 2'}); "
             f"the reasons are in {output.child(ERRORS)}."
         )
 
-    warnings = []
+    warnings = [] if warnings is None else warnings
     k = config.k
-    if k is not None and k > (most := max_components(tally.moments.n, backbone.feature_dim)):
+    if not applied and k is not None and k > (most := max_components(tally.moments.n, backbone.feature_dim)):
         warnings.append(f"--k {k} asked for more components than {tally.moments.n} images of "
                         f"{backbone.feature_dim} features can give: kept k = {most}.")
         k = most
     with clock.stage("reduce"):
-        reduction = fit_reduction(tally.moments, k=k, variance=config.variance)
+        reduction = _applied_reduction(applied, config) if applied else \
+            fit_reduction(tally.moments, k=k, variance=config.variance)
 
     with clock.stage("write"):
         write_errors()
@@ -223,8 +284,10 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
         "splits": dict(sorted(tally.splits.items())),
         "model": {"name": backbone.name, "weights": config.weights, "image_size": config.image_size,
                   "feature_dim": backbone.feature_dim},
-        "pca": {"k": reduction.k, "k_requested": config.k, "variance_target": None if config.k else config.variance,
+        "pca": {"k": reduction.k, "k_requested": None if applied else config.k,
+                "variance_target": None if config.k or applied else config.variance,
                 "variance_kept": reduction.variance_kept, "fit_rows": reduction.fit_rows,
-                "explained_variance": reduction.explained_variance},
+                "explained_variance": reduction.explained_variance,
+                "fitted_by": {"run_id": applied.run_id, "output": applied.uri} if applied else None},
         "warnings": warnings,
     }

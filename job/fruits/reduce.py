@@ -84,11 +84,14 @@ def fit_reduction(moments: Moments, *, k: int | None, variance: float) -> Reduct
     total = eigenvalues.sum()
     explained = eigenvalues / total if total > 0 else np.zeros_like(eigenvalues)
     chosen = min(k, len(explained)) if k is not None else choose_k(explained, variance)
-    components = eigenvectors[:, :chosen]
-    # StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b.
+    return reduction_of(moments.mean, std, eigenvectors[:, :chosen], [float(v) for v in explained], moments.n)
+
+
+def reduction_of(mean: np.ndarray, std: np.ndarray, components: np.ndarray, explained_variance: list[float],
+                 fit_rows: int) -> Reduction:
+    """StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b."""
     weights = _inverse(std)[:, None] * components
-    return Reduction(moments.mean, std, components, weights, -(moments.mean @ weights),
-                     [float(v) for v in explained], moments.n)
+    return Reduction(mean, std, components, weights, -(mean @ weights), explained_variance, fit_rows)
 
 
 def project_staged(spark, store: Store, partitions: list[int], reduction: Reduction,

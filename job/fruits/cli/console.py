@@ -45,6 +45,10 @@ def run_summary(manifest: dict, log=None) -> Table:
     table.add_column(overflow="fold")  # a path is wrapped, never cut: users copy it
     table.add_row("images read", str(counts["read"]))
     table.add_row("featurized", str(counts["ok"]))
+    if incremental := manifest.get("incremental"):
+        table.add_row("reused", f"{incremental['reused']} rows of run {incremental['previous_run_id']} "
+                                f"({incremental['featurized']} images through the CNN, {incremental['removed']} "
+                                "gone from the input)")
     table.add_row("errors", styled((str(counts["failed"]), "red")) if counts["failed"] else "0")
     skipped = counts.get("skipped") or {}
     if skipped:
@@ -52,7 +56,8 @@ def run_summary(manifest: dict, log=None) -> Table:
     table.add_row("labels", str(len(manifest["labels"])))
     table.add_row("model", f"{manifest['model']['name']} @ {manifest['model']['image_size']}px "
                            f"({manifest['model']['feature_dim']}-d)")
-    table.add_row("PCA k", f"{pca['k']} (variance kept {pca['variance_kept']:.1%})")
+    table.add_row("PCA k", f"{pca['k']} (variance kept {pca['variance_kept']:.1%})"
+                           + (f", the model of run {pca['fitted_by']['run_id']}" if pca.get("fitted_by") else ""))
     table.add_row("wall time", f"{manifest['timings_s']['total']:.1f} s")
     table.add_row("cost", f"{manifest['cost']['core_seconds_per_1000_images']} core-s / 1000 images")
     table.add_row("output", manifest["output"])

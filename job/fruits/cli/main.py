@@ -8,7 +8,7 @@ from fruits.cli import cluster
 from fruits.cli.options import with_settings
 from fruits.cluster.settings import ClusterConfig
 from fruits.cli.results import evaluate_command, report
-from fruits.cli.run import demo_data, run
+from fruits.cli.run import NOT_FOR_TRANSFORM, demo_data, run, transform
 from fruits.cli.upload import upload
 from fruits.errors import EXIT_USER_ERROR, UserError
 
@@ -32,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(with_settings(run))
+app.command("transform")(with_settings(transform, job_excluded=NOT_FOR_TRANSFORM))
 app.command("upload")(upload)
 app.command("demo-data")(demo_data)
 app.command("report")(with_settings(report, job_prefix="s3_"))

@@ -38,14 +38,17 @@ CONFIG_PARAMETER = inspect.Parameter(
 )
 
 
-def with_settings(command: Callable, cluster_class=None, job_prefix: str = "") -> Callable:
+def with_settings(command: Callable, cluster_class=None, job_prefix: str = "",
+                  job_excluded: tuple[str, ...] = ()) -> Callable:
     """Give `command(config=JobConfig, [cluster=ClusterConfig,] **own)` every option plus --config
-    (only the job options named `job_prefix...` where given, e.g. "s3_").
+    (only the job options named `job_prefix...` where given, e.g. "s3_", and not those in
+    `job_excluded`).
 
     The wrapped command's own keyword parameters stay as they are.
     """
     classes = [JobConfig] + ([cluster_class] if cluster_class else [])
-    names = {cls: [n for n in options.fields_of(cls) if cls is not JobConfig or n.startswith(job_prefix)]
+    names = {cls: [n for n in options.fields_of(cls)
+                   if cls is not JobConfig or (n.startswith(job_prefix) and n not in job_excluded)]
              for cls in classes}
     own = [p for p in inspect.signature(command).parameters.values() if p.name not in ("config", "cluster")]
 

@@ -15,6 +15,7 @@ from fruits.featurize import ModelInBackground
 from fruits.demo_data import make_demo_dataset
 from fruits.options import parse_pairs
 from fruits.pipeline import new_run_id, run_job
+from fruits.previous_run import with_applied_settings
 from fruits.progress import SparkProgress
 from fruits.spark_session import LOCAL_MASTER, local_spark
 
@@ -33,6 +34,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the job locally: images in, features + PCA out (Spark local mode)."""
+    config = with_applied_settings(config)  # before the model is prepared: an applied run's backbone
     run_id = config.run_id or new_run_id()
     changes = {}
     if not config.input:
@@ -65,6 +67,29 @@ def run(
     console.print(run_summary(manifest, None if verbose else log))
     for warning in manifest["warnings"]:
         print_warning(warning)
+
+
+# What a run to apply fixes: its backbone settings and its fitted scaler + PCA.
+NOT_FOR_TRANSFORM = ("model", "weights", "runtime", "image_size", "variance", "k", "fit_fraction", "seed",
+                     "incremental_from", "reuse_model", "apply_model")
+
+
+def transform(
+    config: JobConfig,
+    model: Annotated[str, typer.Option(
+        "--model", metavar="RUN", help="A finished run's output (folder or s3a:// prefix) whose backbone, scaler "
+                                       "and PCA are applied, with no refit.")],
+    master: Annotated[str, typer.Option(help="Spark master for the local run.")] = LOCAL_MASTER,
+    spark_conf: Annotated[Optional[list[str]], typer.Option(
+        "--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable).")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show Spark's and TensorFlow's own messages live.")] = False,
+) -> None:
+    """Apply a finished run's model to new images: same features and PCA space, no refit (Spark local mode).
+    On a cluster: `fruitsctl submit --apply-model RUN ...`."""
+    if not config.input:
+        raise UserError("transform needs --input: the images to apply the model to.")
+    run(JobConfig(**{**config.to_dict(), "apply_model": model}), master, spark_conf, verbose)
 
 
 def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write <class>/<n>.jpg.")],

@@ -1,5 +1,6 @@
 """The least-privilege S3 policy of a run, from deploy/iam/s3-policy.json and the values the
-chart runs with: the input read, the output and the Spark event logs written, nothing else.
+chart runs with: the input and the previous run read, the output and the Spark event logs written, nothing
+else.
 
     python -m fruits.cluster.iam deploy/iam/s3-policy.json VALUES.yaml   # (make iam-policy)
 """
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from fruits.config import LATEST
 from fruits.errors import UserError
 
 EVENT_LOG_STATEMENT = "WriteTheSparkEventLogs"
+PREVIOUS_STATEMENT = "ReadThePreviousRuns"
+OPTIONAL_STATEMENTS = {EVENT_LOG_STATEMENT: "EVENT_LOG_PREFIX", PREVIOUS_STATEMENT: "PREVIOUS_PREFIX"}
 
 
 def _bucket_and_prefix(uri: str, what: str) -> tuple[str, str]:
@@ -24,20 +28,24 @@ def _bucket_and_prefix(uri: str, what: str) -> tuple[str, str]:
 
 
 def render_policy(template: str, values: dict) -> dict:
-    """The policy for the chart `values` (job.input, job.output, cluster.eventLogDir)."""
+    """The policy for the chart `values` (job.input, job.output, job.incrementalFrom or
+    job.applyModel, cluster.eventLogDir)."""
     job, cluster = values.get("job") or {}, values.get("cluster") or {}
     places = {"INPUT_PREFIX": _bucket_and_prefix(job.get("input"), "job.input"),
               "OUTPUT_PREFIX": _bucket_and_prefix(job.get("output"), "job.output")}
     if cluster.get("eventLogDir"):
         places["EVENT_LOG_PREFIX"] = _bucket_and_prefix(cluster["eventLogDir"], "cluster.eventLogDir")
+    for key in ("incrementalFrom", "applyModel"):  # read only: its features or its model
+        if job.get(key):
+            places["PREVIOUS_PREFIX"] = _bucket_and_prefix(job[key].removeprefix(LATEST), f"job.{key}")
     buckets = {bucket for bucket, _ in places.values()}
     if len(buckets) != 1:
         raise UserError(f"The input, output and event logs are in {len(buckets)} buckets ({', '.join(sorted(buckets))}): "
                         "the policy template covers one bucket; render one policy per bucket.")
     fields = {name: prefix for name, (_, prefix) in places.items()}
     policy = json.loads(string.Template(template).safe_substitute(BUCKET=buckets.pop(), **fields))
-    if "EVENT_LOG_PREFIX" not in fields:
-        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != EVENT_LOG_STATEMENT]
+    unused = {sid for sid, field in OPTIONAL_STATEMENTS.items() if field not in fields}
+    policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") not in unused]
     return policy
 
 
