@@ -41,7 +41,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test bench clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test bench bench-incremental bench-export clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -82,6 +82,12 @@ test: install jars ## Run the test suite (needs ../shared beside the project; no
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)
+
+bench-incremental: install ## Incremental vs full runs only, 10% new images (prints + bench/results-incremental.json)
+	$(BIN)/python bench/bench.py --only incremental --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --scale-images $(BENCH_SCALE_IMAGES)
+
+bench-export: install ## The phone export only: sizes, parity, top-1, one-thread latency (bench/results-export.json)
+	$(BIN)/python bench/bench.py --only export
 
 spark-base: install ## Build our Spark base: the official apache/spark recipe on Debian 12 (JRE 17, the pyspark wheel's Spark)
 	@test -n "$(CONTAINER)" || { echo "make spark-base needs docker or podman on the PATH"; exit 1; }

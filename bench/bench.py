@@ -382,6 +382,41 @@ def measure_incremental(dataset: str, size: int, runtime: str, repeats: int, new
             "ratios": [round(i / f, 3) for i, f in zip(incremental, full)]}
 
 
+def measure_export(images: int = 300) -> dict:
+    """fruitsctl export of a run on the Fruits-360 sample, float / dynamic / int8: file sizes,
+    what the export measured, and single-thread LiteRT latency per photo (one at a time, as a
+    phone runs it), next to the pipeline's core-ms per image in the same run."""
+    from fruits.config import DEFAULTS, build_config
+    from fruits.export import CLASSIFIER, FEATURIZER, LiteModel, export_run
+    from fruits.pipeline import run_job
+    from fruits.spark_session import local_spark
+
+    base = WORK / f"export-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
+    manifest = run_job(spark, build_config({"input": str(SAMPLE), "output": str(base / "run"), "weights": str(WEIGHTS)}))
+    spark.stop()
+    size = manifest["model"]["image_size"]
+    photos = [np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8) for i in range(images)]
+    found = {"pipeline_core_ms_per_image": manifest["cost"]["core_seconds_per_1000_images"], "variants": {}}
+    for quantize in ("none", "dynamic", "int8"):
+        description = export_run(str(base / "run"), base / quantize, DEFAULTS, quantize=quantize)
+        latency = {}
+        for name in (FEATURIZER, CLASSIFIER):
+            model = LiteModel((base / quantize / name).read_bytes(), threads=1)
+            for photo in photos[:20]:  # warm-up: XNNPACK packs the weights on the first calls
+                model(photo)
+            started = time.perf_counter()
+            for photo in photos:
+                model(photo)
+            latency[name] = round((time.perf_counter() - started) * 1000 / len(photos), 3)
+        found["variants"][quantize] = {"bytes": description["file_bytes"], "ms_per_image_one_thread": latency,
+                                       "featurizer_max_abs_diff": description["featurizer_parity"]["max_abs_diff"],
+                                       "top1": description["classifier"]["top1"]}
+    shutil.rmtree(base, ignore_errors=True)
+    return found
+
+
 def in_child(kind: str, code: Path | None = None, **kwargs) -> dict:
     """Run one measurement in a fresh interpreter; it prints its result as JSON last. With
     `code` (an older version's job/ folder), the child and its Spark workers run that code."""
@@ -427,6 +462,9 @@ def main() -> None:
     parser.add_argument("--before", default=os.environ.get("BENCH_BEFORE", ""),
                         help="also measure the pipeline's cold, warm and memory figures at this git revision (old vs new)")
     parser.add_argument("--skip-seeds", action="store_true", help="leave out the seeds' approach (slow)")
+    parser.add_argument("--only", choices=("incremental", "export"),
+                        help="one measurement alone: incremental vs full runs (at --images, and --scale-images if "
+                             "given), or the phone export; writes bench/results-ONLY.json")
     parser.add_argument("--child")
     parser.add_argument("--kwargs")
     args = parser.parse_args()
@@ -434,7 +472,7 @@ def main() -> None:
         sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT / "job")))
         measure = {"raw": measure_raw, "decode": measure_decode, "pipeline": measure_pipeline,
                    "seeds": measure_seeds, "stats": measure_stats, "profile": measure_profile,
-                   "incremental": measure_incremental}[args.child]
+                   "incremental": measure_incremental, "export": measure_export}[args.child]
         print(json.dumps(measure(**json.loads(args.kwargs))))
         return
 
@@ -449,6 +487,13 @@ def main() -> None:
     print(f"benchmark: {args.images} images, {size}px, {runtime}, batch {batch}, {cores} cores, "
           f"{args.repeats} repeats", flush=True)
 
+    if args.only:
+        measured = in_child("export") if args.only == "export" else \
+            [incremental_figures(figures) for figures in incremental_runs(args, dataset, size, runtime)]
+        (HERE / f"results-{args.only}.json").write_text(json.dumps(measured, indent=2))
+        print(json.dumps(measured, indent=2))
+        print(f"wrote {HERE / f'results-{args.only}.json'}")
+        return
     raw = [raw_throughput(size, batch, args.images // cores, cores, runtime) for _ in range(args.repeats)]
     print(f"  raw model: {spread(raw)}", flush=True)
     decode_ms = in_child("decode", size=size, batch=batch, images=args.images)["ms_per_image"]
@@ -481,8 +526,10 @@ def main() -> None:
     print(f"  PCA statistics to the driver: {stats_bytes}", flush=True)
     profile = in_child("profile", dataset=dataset, size=size, runtime=runtime)
     print(f"  where a warm image's core time goes: {profile}", flush=True)
-    incremental = in_child("incremental", dataset=dataset, size=size, runtime=runtime, repeats=args.repeats)
+    incremental = incremental_runs(args, dataset, size, runtime)
     print(f"  incremental (10% new) vs full: {incremental}", flush=True)
+    export = in_child("export")
+    print(f"  phone export: {export}", flush=True)
     sweep = {}
     for entry in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         extra, _, extra_runtime = entry.partition(":")
@@ -536,16 +583,26 @@ def main() -> None:
         "scale": scale,
         "before": before,
         "profile": profile,
-        "incremental": {**incremental, "full_s": spread(incremental["full_s"]),
-                        "incremental_s": spread(incremental["incremental_s"]),
-                        "reuse_model_s": spread(incremental["reuse_model_s"]),
-                        "ratio_incremental_to_full": round(statistics.median(incremental["incremental_s"])
-                                                           / statistics.median(incremental["full_s"]), 3),
-                        "ratio_reuse_model_to_full": round(statistics.median(incremental["reuse_model_s"])
-                                                           / statistics.median(incremental["full_s"]), 3)},
+        "incremental": [incremental_figures(figures) for figures in incremental],
+        "export": export,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
+
+
+def incremental_runs(args, dataset: str, size: int, runtime: str) -> list[dict]:
+    """measure_incremental at --images, and at --scale-images where given."""
+    datasets = [dataset, *([str(replicate_sample(args.scale_images))] if args.scale_images else [])]
+    return [in_child("incremental", dataset=data, size=size, runtime=runtime, repeats=args.repeats) for data in datasets]
+
+
+def incremental_figures(measured: dict) -> dict:
+    full, incremental, reuse_model = (statistics.median(measured[key]) for key in ("full_s", "incremental_s",
+                                                                                   "reuse_model_s"))
+    return {**measured, "full_s": spread(measured["full_s"]), "incremental_s": spread(measured["incremental_s"]),
+            "reuse_model_s": spread(measured["reuse_model_s"]),
+            "ratio_incremental_to_full": round(incremental / full, 3),
+            "ratio_reuse_model_to_full": round(reuse_model / full, 3)}
 
 
 def print_table(results: dict) -> None:
@@ -591,13 +648,21 @@ def print_table(results: dict) -> None:
     (small_images, small), (full_images, full) = results["pca_stats_bytes_to_driver"].items()
     table.add_row("PCA statistics to the driver", f"{small['bytes'] / 2**20:.1f} / {full['bytes'] / 2**20:.1f} MiB",
                   f"{small_images} / {full_images} images, {small['tasks']} / {full['tasks']} tasks", "")
-    if inc := results.get("incremental"):
+    for inc in results.get("incremental", []):
         table.add_row(f"full run, {inc['images']} images (job wall)", f"{inc['full_s']['median']:.2f} s",
                       f"{inc['full_s']['min']:.2f}-{inc['full_s']['max']:.2f} s", "")
         table.add_row(f"incremental, {inc['new']} new ({inc['reused']} reused)", f"{inc['incremental_s']['median']:.2f} s",
                       f"{inc['ratio_incremental_to_full']:.2f}x the full run", "")
         table.add_row("incremental --reuse-model", f"{inc['reuse_model_s']['median']:.2f} s",
                       f"{inc['ratio_reuse_model_to_full']:.2f}x the full run", "")
+    if export := results.get("export"):
+        for quantize, figures in export["variants"].items():
+            table.add_row(f"phone export, {quantize}: featurizer / classifier",
+                          f"{figures['bytes']['featurizer.tflite'] / 1e6:.1f} / {figures['bytes']['classifier.tflite'] / 1e6:.1f} MB",
+                          f"{figures['ms_per_image_one_thread']['featurizer.tflite']} / "
+                          f"{figures['ms_per_image_one_thread']['classifier.tflite']} ms a photo, 1 thread",
+                          f"top-1 {figures['top1']:.3f}")
+        table.add_row("pipeline, same run", f"{export['pipeline_core_ms_per_image']} core-ms / image", "", "")
     for size, figures in results["size_sweep"].items():
         table.add_row(f"{size}: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}",
                       f"{figures['ratio_pipeline_to_raw']:.2f}x", f"{figures['accuracy']:.3f}")

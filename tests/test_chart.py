@@ -222,6 +222,8 @@ def test_a_schedule_renders_a_scheduled_application_with_a_fresh_run_id_per_run(
     arguments = scheduled["spec"]["template"]["arguments"]
     assert "--run-id" not in arguments
     assert arguments[arguments.index("--output") + 1] == "s3a://fruits-data/runs/nightly-{run_id}"
+    # each night reuses the features of the newest finished night under runs/
+    assert arguments[arguments.index("--incremental-from") + 1] == "latest:s3a://fruits-data/runs"
 
 
 def test_chart_defaults_are_the_cli_defaults():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from console_text import flat
 from fruits.cli import run as run_module
 from fruits.cli.main import app
 from fruits.demo_data import DEMO_CLASSES, make_demo_dataset
@@ -17,10 +18,6 @@ from fruits.demo_data import DEMO_CLASSES, make_demo_dataset
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-
-def flat(text: str) -> str:
-    """Output without Rich's box drawing and line wrapping, for matching sentences."""
-    return " ".join(text.replace("│", " ").split())
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from fake_kube import FakeKube
 from fake_operator import FakeOperator
 from typer.testing import CliRunner
 
+from console_text import flat
 from fruits.cli import cluster as cluster_cli
 
 from fruits.cli.main import app
@@ -20,9 +21,6 @@ from fruits.entrypoint import argument_parser
 runner = CliRunner()
 JOB = ["--input", "s3a://fruits/in", "--output", "s3a://fruits/runs/r1", "--s3-credentials", "irsa"]
 
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
 
 
 @pytest.fixture

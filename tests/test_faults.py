@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from console_text import flat
 from fruits.cli.main import app
 from fruits.config import build_config
 from fruits.errors import UserError
@@ -29,9 +30,6 @@ CLASSES = ("Kiwi", "Lemon", "Banana", "Cherry 1")
 ODD_NAME = "out [/x] 100% 🍎"  # Rich markup, a printf-style %, an emoji
 runner = CliRunner()
 
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
 
 
 @pytest.fixture(scope="module")

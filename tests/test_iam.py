@@ -19,6 +19,7 @@ import moto.settings
 import pytest
 from typer.testing import CliRunner
 
+from console_text import flat
 from fruits.cli.main import app
 from fruits.cluster.iam import EVENT_LOG_STATEMENT, render_policy
 
@@ -59,9 +60,6 @@ def run_as(keys: dict, s3_server: str, output: str, weights: str, *extra: str):
          "--spark-conf", "spark.ui.enabled=false", *extra],
         capture_output=True, text=True, timeout=600, env={**os.environ, **keys})
 
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
 
 
 def test_the_rendered_policy_lets_the_job_and_report_do_all_they_do(principals, s3_server, weights, tmp_path):

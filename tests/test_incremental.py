@@ -56,20 +56,28 @@ def grown(spark, sample_dir, weights, tmp_path_factory):
     incremental = run_job(spark, build_config({**settings, "output": str(base / "runs" / "b"),
                                                "incremental_from": f"latest:{base / 'runs'}"}))
     full = run_job(spark, build_config({**settings, "output": str(base / "full")}))
+    # the same from a previous run that saved no moments (an older run): the kept rows are tallied again
+    shutil.copytree(base / "runs" / "a", base / "older")
+    (base / "older" / "model" / "moments.npz").unlink()
+    retallied = run_job(spark, build_config({**settings, "output": str(base / "retallied"),
+                                             "incremental_from": str(base / "older")}))
     return {"base": base, "images": images, "arriving": arriving, "first": first, "incremental": incremental,
-            "full": full, "settings": settings}
+            "full": full, "retallied": retallied, "settings": settings}
 
 
-def test_an_incremental_run_equals_a_full_run_on_the_same_input(grown):
+@pytest.mark.parametrize("run, folder", [("incremental", "runs/b"), ("retallied", "retallied")])
+def test_an_incremental_run_equals_a_full_run_on_the_same_input(grown, run, folder):
     base = grown["base"]
-    incremental, full = rows(base / "runs" / "b"), rows(base / "full")
+    incremental, full = rows(base / folder), rows(base / "full")
     assert list(incremental.index) == list(full.index)
     assert list(incremental["label"]) == list(full["label"])
     np.testing.assert_allclose(np.stack(incremental["features"]), np.stack(full["features"]), atol=1e-5)
-    assert grown["incremental"]["pca"]["k"] == grown["full"]["pca"]["k"]
+    assert grown[run]["pca"]["k"] == grown["full"]["pca"]["k"]
+    np.testing.assert_allclose(grown[run]["pca"]["explained_variance"], grown["full"]["pca"]["explained_variance"],
+                               atol=1e-9)
     same_up_to_sign(np.stack(incremental["pca"]), np.stack(full["pca"]), atol=1e-3)
-    assert grown["incremental"]["labels"] == grown["full"]["labels"]
-    assert grown["incremental"]["counts"] == grown["full"]["counts"]
+    assert grown[run]["labels"] == grown["full"]["labels"] and grown[run]["splits"] == grown["full"]["splits"]
+    assert grown[run]["counts"] == grown["full"]["counts"]
 
 
 def test_the_manifest_says_what_was_reused_featurized_and_removed(grown):
@@ -87,6 +95,7 @@ def test_the_new_output_stands_on_its_own(grown, tmp_path):
     alone = tmp_path / "b"
     shutil.copytree(grown["base"] / "runs" / "b", alone)  # without the run it reused rows from
     assert sorted(p.name for p in alone.iterdir()) == ["errors", "features", "manifest.json", "model"]
+    assert (alone / "model" / "moments.npz").is_file()  # what the next incremental run starts from
     assert list(rows(alone).index) == list(rows(grown["base"] / "full").index)
 
 

@@ -7,14 +7,12 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from console_text import flat
 from fruits.cli.main import app
 from fruits.evaluate import evaluate, split_rows
 
 runner = CliRunner()
 
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
 
 
 @pytest.fixture(scope="module")

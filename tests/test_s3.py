@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from console_text import flat
 from fruits.cli.main import app
 from fruits.config import build_config
 from fruits.errors import UserError
@@ -23,9 +24,6 @@ from fruits.pipeline import run_job
 BUCKET = "fruits"
 runner = CliRunner()
 
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
 
 
 @pytest.fixture(scope="module")

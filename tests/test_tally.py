@@ -70,3 +70,27 @@ def test_empty_moments_merge_to_the_other_side():
         from fruits.reduce import fit_reduction
 
         fit_reduction(Moments.of(rows(1, 6)), k=None, variance=0.9)
+
+
+def test_removing_rows_from_moments_gives_the_moments_of_the_rest():
+    rows = np.random.default_rng(3).normal(5.0, 3.0, size=(900, 24))
+    whole, dropped = Moments.of(rows), Moments.of(rows[600:])
+    rest = whole.without(dropped)
+    expected = Moments.of(rows[:600])
+    assert rest.n == 600
+    np.testing.assert_allclose(rest.mean, expected.mean, atol=1e-12)
+    np.testing.assert_allclose(rest.scatter, expected.scatter, rtol=1e-9, atol=1e-8)
+    assert whole.without(Moments.empty()) is whole
+    with pytest.raises(ValueError):
+        dropped.without(whole)
+
+
+def test_a_carried_tally_keeps_the_usable_rows_left_and_their_labels():
+    vectors = np.random.default_rng(4).normal(size=(10, 6)).astype(np.float32)
+    before, gone = PartitionTally(0), PartitionTally(1)
+    before.add(["a"] * 6 + ["b"] * 4, ["train"] * 10, vectors, failed=2)
+    gone.add(["b"] * 4, ["train"] * 4, vectors[6:], failed=0)
+    carried = before.result().without(gone.result(), partition=-1)
+    assert carried.partitions == frozenset([-1]) and carried.ok == 6 and carried.failed == 0
+    assert carried.labels == {"a": 6} and carried.splits == {"train": 6}
+    np.testing.assert_allclose(carried.moments.mean, vectors[:6].astype(np.float64).mean(axis=0), atol=1e-6)

@@ -42,6 +42,23 @@ class Moments:
         scatter += np.outer(delta * (self.n * other.n / n), delta)  # one d x d temporary, not three
         return Moments(n, mean, scatter)
 
+    def without(self, part: "Moments") -> "Moments":
+        """The moments of these rows less `part` (rows among them): merge, solved for the other
+        half. An incremental run takes the rows it dropped out of the previous run's moments
+        instead of recomputing the moments of every row it kept."""
+        if not part.n:
+            return self
+        n = self.n - part.n
+        if n < 0:
+            raise ValueError("cannot remove more rows than the moments hold")
+        if n == 0:
+            return Moments(0, np.zeros_like(self.mean), np.zeros_like(self.scatter))
+        mean = (self.mean * self.n - part.mean * part.n) / n
+        delta = part.mean - mean
+        scatter = self.scatter - part.scatter
+        scatter -= np.outer(delta * (n * part.n / self.n), delta)
+        return Moments(n, mean, scatter)
+
 
 class MomentsBuilder:
     """Moments of rows that arrive in small batches: rows are held until a block is full,

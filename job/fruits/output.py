@@ -6,7 +6,8 @@ Layout under OUTPUT (a folder or an s3a:// prefix):
                      one per task)
     errors/          Parquet: path, label, split, error (files that could not be read or decoded)
     _staging/        features before the PCA is fitted (removed before the manifest)
-    model/           Spark ML PipelineModel (StandardScaler + PCA)
+    model/           Spark ML PipelineModel (StandardScaler + PCA), and moments.npz: the
+                     moments of the features of all rows, which an incremental run updates
     manifest.json    written last: its presence is what says the run finished
     _RUN_IN_PROGRESS marker present while a run writes (removed after the manifest)
 
@@ -27,6 +28,7 @@ from fruits.storage import TEMPORARY_PREFIX, Store
 MANIFEST = "manifest.json"
 IN_PROGRESS = "_RUN_IN_PROGRESS"
 FEATURES, ERRORS, MODEL, STAGED = "features", "errors", "model", "_staging"
+MOMENTS_FILE = "moments.npz"  # under MODEL: the moments of all the run's rows, for incremental runs
 RUN_ENTRIES = (FEATURES, ERRORS, MODEL, STAGED, MANIFEST, IN_PROGRESS)  # all a run writes at the top
 
 _DESCRIBED = [("path", pa.string()), ("label", pa.string()), ("split", pa.string())]

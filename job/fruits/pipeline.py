@@ -17,13 +17,13 @@ from fruits.config import LATEST, JobConfig
 from fruits.errors import UserError, worker_errors_as_user_errors
 from fruits.featurize import ModelInBackground, featurize, plan_tasks
 from fruits.ingest import Listing, list_images
-from fruits.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, STAGED, RunOutput, check_separate, part_file,
-                           same_place)
+from fruits.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, MOMENTS_FILE, STAGED, RunOutput, check_separate,
+                           part_file, same_place)
 from fruits.progress import StageClock
 from fruits.model_files import load_reduction, save_pipeline_model
-from fruits.previous_run import (PreviousRun, check_same_space, finished_run, latest_run,
-                                 plan_reuse, reuse_features, with_applied_settings)
-from fruits.reduce import Reduction, fit_reduction, max_components, project_staged
+from fruits.previous_run import (PreviousRun, ReusePlan, check_same_space, finished_run, latest_run, plan_reuse,
+                                 saved_tally, tally_rows, with_applied_settings)
+from fruits.reduce import Reduction, fit_reduction, max_components, project_rows
 from fruits.s3a import configure_s3a, storage_errors_as_user_errors
 from fruits.storage import Store
 from fruits.tally import RunTally, merge_stats, stats_file
@@ -32,6 +32,8 @@ from fruits.tally import RunTally, merge_stats, stats_file
 # moments through the accumulator) stays under 5%. On 2 592 images, 2 tasks ran as fast as 4, 15%
 # faster than 8.
 IMAGES_PER_TASK = 2_000
+DROPPED = f"{STAGED}/dropped"  # the tallies of the previous run's rows an incremental run leaves out
+CARRIED = -1  # the partition number of the tally carried over from the previous run
 
 
 def choose_partitions(images: int, cores: int) -> int:
@@ -121,7 +123,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     if "{run_id}" in config.output:  # scheduled runs: one output per run
         config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
     started = time.perf_counter()
-    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     source, target = Store.at(config.input, config), Store.at(config.output, config)
     check_separate(source, target, shown=(config.input, config.output))
     if not source.is_local or not target.is_local:  # for Spark's own S3 access (event logs, users' reads)
@@ -144,11 +146,11 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
 
     images = len(listing.paths)
     tasks = plan_tasks(to_featurize.table(), partitions) if to_featurize.paths else {}
-    reused = plan.tasks(first_partition=len(tasks)) if plan else {}
+    kept = plan.sources(first_partition=len(tasks)) if plan else {}  # the previous run's rows, by file
     done = set()
     if resuming:  # a retried driver of this run: keep what its finished tasks committed
         staged = set(target.files(STAGED))
-        done = {p for p in [*tasks, *reused] if stats_file(p) in staged}
+        done = {p for p in [*tasks, *kept] if stats_file(p) in staged}
         for partition in set(tasks) - done:  # a task that died half-way may have left error rows
             target.delete(f"{ERRORS}/{part_file(partition)}")
     todo = {partition: rows for partition, rows in tasks.items() if partition not in done}
@@ -161,22 +163,21 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
         raise
     with storage_errors_as_user_errors(config.output, config):
-        if reused:
-            with clock.stage("reuse"):
-                reuse_features(spark, {p: work for p, work in reused.items() if p not in done}, previous.store,
-                               config, target)
-        partitions_done = sorted([*tasks, *reused])
         groups = merge_groups(spark, BACKBONES[config.model].feature_dim)
-        tally, received = merge_stats(spark, target, STAGED, partitions_done, groups) if partitions_done \
-            else (RunTally(), 0)
-        results = _reduce_and_write(spark, config, clock, output, target, listing, tally, applied, warnings)
+        carried = _carried_tally(spark, plan, kept, done, config, target, groups, clock) if plan else None
+        tallied = sorted([*tasks, *(kept if carried is None else ())])
+        tally, received = merge_stats(spark, target, STAGED, tallied, groups) if tallied else (RunTally(), 0)
+        tally = tally.merge(carried) if carried is not None else tally
+        staged = {p: (target, f"{STAGED}/{part_file(p)}", None) for p in tasks}
+        results = _reduce_and_write(spark, config, clock, output, target, listing, tally, {**staged, **kept},
+                                    applied, warnings)
 
     wall = time.perf_counter() - started
     manifest = {
         "format": "fruits-run/1",
         "run_id": run_id,
         "started_at": started_at,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
         "input": config.input,
         "output": output.uri,
         **results,
@@ -223,6 +224,22 @@ def _previous_runs(config: JobConfig, target: Store, warnings: list[str]) -> tup
     return previous, applied
 
 
+def _carried_tally(spark, plan: ReusePlan, kept: dict, done: set, config: JobConfig, target: Store, groups: int,
+                   clock: StageClock) -> RunTally | None:
+    """The tally of the rows kept from the previous run, as one partition (CARRIED): its saved
+    tally less the rows dropped, or None when it saved none that fits (then the kept rows
+    are tallied into the staging area, as partitions `kept`, and merged with the rest)."""
+    with clock.stage("reuse"):
+        saved = saved_tally(plan.previous) if config.fit_fraction >= 1.0 else None
+        if saved is None:
+            tally_rows(spark, {p: work for p, work in kept.items() if p not in done}, config, target, STAGED)
+            return None
+        dropped = plan.dropped_sources()
+        tally_rows(spark, dropped, config, target, DROPPED)
+        less, _ = merge_stats(spark, target, DROPPED, sorted(dropped), groups) if dropped else (RunTally(), 0)
+        return saved.without(less, partition=CARRIED)
+
+
 def _applied_reduction(applied: PreviousRun, config: JobConfig) -> Reduction:
     with storage_errors_as_user_errors(applied.uri, config, doing="read the model of"):
         try:
@@ -233,10 +250,10 @@ def _applied_reduction(applied: PreviousRun, config: JobConfig) -> Reduction:
 
 
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      store: Store, listing: Listing, tally: RunTally, applied: PreviousRun | None = None,
+                      store: Store, listing: Listing, tally: RunTally, rows: dict, applied: PreviousRun | None = None,
                       warnings: list[str] | None = None) -> dict:
     """Error rows, scaler + PCA (fitted, or `applied`'s), and the result files; returns the
-    manifest's result fields."""
+    manifest's result fields. `rows`: the feature rows to project, as project_rows's sources."""
     backbone = BACKBONES[config.model]
     read_count = len(listing.paths) + len(listing.problems)
     failed_count = tally.failed + len(listing.problems)
@@ -271,8 +288,11 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
     with clock.stage("write"):
         write_errors()
         save_pipeline_model(spark, reduction, store, MODEL)
-        staged = sorted(int(name[5:10]) for name in store.files(STAGED) if name.startswith("part-"))
-        written = project_staged(spark, store, staged, reduction, source=STAGED, target=FEATURES)
+        store.write_bytes(f"{MODEL}/{MOMENTS_FILE}", tally.to_bytes())  # what the next incremental run updates
+        staged = set(store.files(STAGED))
+        written = project_rows(spark, {p: source for p, source in rows.items()
+                                       if source[2] is not None or source[1].rsplit("/", 1)[1] in staged},
+                               reduction, store, FEATURES)
         store.delete_dir(STAGED)
     if written != ok_count:
         raise RuntimeError(f"wrote {written} feature rows for {ok_count} usable images")

@@ -7,13 +7,16 @@ LastModified with every PUT). Images that failed before are tried again; images 
 in the input are left out. Features are only reused between runs with the same backbone
 settings (SETTINGS): anything else would mix vectors of different spaces.
 
-The reused rows are copied into the new output by Spark tasks, one per earlier features
-file, which tally them as the featurize tasks tally theirs: the fit, the projection and
-the manifest that follow do not know which rows were reused, and the new output is
-complete on its own.
+The fit needs the moments of every row. A run saves the moments of its rows with its model
+(model/moments.npz), so an incremental run takes the rows it drops (changed or gone) out of
+them and adds its new rows: its cost grows with what changed, not with what it reuses. A
+previous run that fitted on a sample (--fit-fraction) saved the moments of the sample
+only: then the kept rows are tallied again. The projection writes the kept rows into the
+new output, read from the previous run's files, so the new output is complete on its own.
 """
 
 import dataclasses
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -26,10 +29,10 @@ import pyarrow.parquet as pq
 from fruits.config import DEFAULTS, JobConfig
 from fruits.errors import UserError
 from fruits.ingest import Listing
-from fruits.output import FEATURES, MANIFEST, STAGED, STAGED_SCHEMA, part_file, same_place
+from fruits.output import FEATURES, MANIFEST, MODEL, MOMENTS_FILE, same_place
 from fruits.s3a import storage_errors_as_user_errors
 from fruits.storage import Store
-from fruits.tally import PartitionTally, stats_file
+from fruits.tally import PartitionTally, RunTally, stats_file
 from fruits.vectors import from_arrow
 
 SETTINGS = ("model", "weights", "image_size", "runtime")  # what makes two runs' features the same space
@@ -96,15 +99,23 @@ def latest_run(prefix: str, config: JobConfig, exclude: Store | None,
             continue
         candidate = PreviousRun(f"{prefix.rstrip('/')}/{name}", child, manifest)
         if _other_settings(config, candidate):
-            other_settings.append((manifest.get("finished_at", ""), name))
+            other_settings.append((_finished(manifest), name))
         else:
-            found.append((manifest.get("finished_at", ""), name, candidate))
+            found.append((_finished(manifest), name, candidate))
     latest = max(found, key=lambda item: item[:2]) if found else None
     newer = [name for finished, name in sorted(other_settings) if latest is None or (finished, name) > latest[:2]]
     if newer and warnings is not None:
         warnings.append(f"Passed over {len(newer)} newer run(s) under {prefix!r} made with other model settings "
                         f"({', '.join(newer[-3:])}): their features are another space.")
     return latest[2] if latest else None
+
+
+def _finished(manifest: dict) -> dt.datetime:
+    """When the run finished (its manifest's finished_at), for ordering runs."""
+    try:
+        return dt.datetime.fromisoformat(manifest["finished_at"])
+    except (KeyError, TypeError, ValueError):
+        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
 def _other_settings(config: JobConfig, run: "PreviousRun") -> list[str]:
@@ -147,13 +158,23 @@ class ReusePlan:
     previous: PreviousRun
     featurize: Listing  # new and changed images (and those that failed before)
     reuse: dict[str, list[int]] = field(default_factory=dict)  # previous features file -> its rows to keep
+    drop: dict[str, list[int]] = field(default_factory=dict)  # previous features file -> its rows left out
     reused: int = 0
     changed: int = 0
     removed: int = 0
 
-    def tasks(self, first_partition: int) -> dict[int, tuple[str, list[int]]]:
-        """One reuse task per previous features file, numbered from `first_partition`."""
-        return {first_partition + i: item for i, item in enumerate(sorted(self.reuse.items()))}
+    def sources(self, first_partition: int) -> dict[int, tuple[Store, str, list[int]]]:
+        """The kept rows as the projection's sources (fruits.reduce.project_rows): one per
+        previous features file, numbered from `first_partition`."""
+        return self._by_file(self.reuse, first_partition)
+
+    def dropped_sources(self) -> dict[int, tuple[Store, str, list[int]]]:
+        """The previous run's rows left out (changed or gone), in the same form."""
+        return self._by_file(self.drop, 0)
+
+    def _by_file(self, rows_by_file: dict[str, list[int]], first: int) -> dict[int, tuple[Store, str, list[int]]]:
+        return {first + i: (self.previous.store, f"{FEATURES}/{name}", rows)
+                for i, (name, rows) in enumerate(sorted(rows_by_file.items()))}
 
     def summary(self) -> dict:
         return {"previous_run_id": self.previous.run_id, "previous_output": self.previous.uri,
@@ -163,7 +184,7 @@ class ReusePlan:
 
 def plan_reuse(listing: Listing, previous: PreviousRun) -> ReusePlan:
     """Compare the input's files with the previous run's feature rows (path, size, time)."""
-    known: dict[str, tuple[int, int, str, int]] = {}  # path -> (size, modified µs, file, row)
+    known: dict[str, tuple[int, int, str, int] | None] = {}  # path -> (size, modified µs, file, row)
     for name in previous.store.files(FEATURES):
         if not name.endswith(".parquet") or name.startswith(("_", ".")):
             continue
@@ -189,30 +210,44 @@ def plan_reuse(listing: Listing, previous: PreviousRun) -> ReusePlan:
         if before[:2] == (size, time):
             plan.reuse.setdefault(before[2], []).append(before[3])
             plan.reused += 1
+            known[path] = None  # kept
         else:
             plan.changed += 1
             todo.append(index)
+    for path, before in known.items():
+        if before is not None:
+            plan.drop.setdefault(before[2], []).append(before[3])
     plan.featurize = listing.subset(todo, listing.problems, listing.skipped)
     plan.removed = len(known) - seen
     return plan
 
 
-def reuse_features(spark, tasks: dict[int, tuple[str, list[int]]], source: Store, config: JobConfig,
-                   store: Store) -> None:
-    """Spark stage: for each partition, copy the kept rows of a previous features file (under
-    `source`) into this run's staging area (under `store`) with its tally, as a featurize task
-    writes them. `tasks`: partition -> (file name, rows), from ReusePlan.tasks."""
+def saved_tally(run: PreviousRun) -> RunTally | None:
+    """The moments of all of `run`'s rows as it saved them, or None: an older run saved none,
+    and a run fitted on a sample saved the sample's."""
+    if (run.setting("fit_fraction") or 1.0) < 1.0:
+        return None
+    try:
+        tally = RunTally.from_bytes(run.store.read_bytes(f"{MODEL}/{MOMENTS_FILE}"))
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    return tally if tally.ok == (run.manifest.get("counts") or {}).get("ok") else None
 
-    def copy_rows(chosen: Iterator[tuple[int, tuple[str, list[int]]]]) -> Iterator[int]:
-        for partition, (name, rows) in chosen:
-            with source.filesystem.open_input_file(source.path(f"{FEATURES}/{name}")) as handle:
-                kept = pq.read_table(handle, columns=STAGED_SCHEMA.names).take(rows).cast(STAGED_SCHEMA)
+
+def tally_rows(spark, sources: dict[int, tuple[Store, str, list[int]]], config: JobConfig, store: Store,
+               folder: str) -> None:
+    """Spark stage: the tally of each source's rows (a previous run's file and rows in it),
+    written as folder/stats-NNNNN.npz in `store`, as a featurize task writes its own."""
+
+    def tally_files(chosen: Iterator[tuple[int, tuple[Store, str, list[int]]]]) -> Iterator[int]:
+        for partition, (source, relative, rows) in chosen:
+            with source.filesystem.open_input_file(source.path(relative)) as handle:
+                kept = pq.read_table(handle, columns=["label", "split", "features"]).take(rows)
             tally = PartitionTally(partition, config.fit_fraction, config.seed)
             tally.add(kept.column("label").to_pylist(), kept.column("split").to_pylist(),
                       from_arrow(kept.column("features")), 0)
-            store.write(f"{STAGED}/{part_file(partition)}", kept)
-            store.write_bytes(f"{STAGED}/{stats_file(partition)}", tally.result().to_bytes())  # last: done
+            store.write_bytes(f"{folder}/{stats_file(partition)}", tally.result().to_bytes())
             yield partition
 
-    if tasks:
-        spark.sparkContext.parallelize(sorted(tasks.items()), len(tasks)).mapPartitions(copy_rows).collect()
+    if sources:
+        spark.sparkContext.parallelize(sorted(sources.items()), len(sources)).mapPartitions(tally_files).collect()

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from fruits.moments import Moments
-from fruits.output import FEATURES_SCHEMA, part_file
+from fruits.output import FEATURES_SCHEMA, STAGED_SCHEMA, part_file
 from fruits.storage import Store
 from fruits.vectors import from_arrow, to_arrow
 
@@ -94,32 +95,43 @@ def reduction_of(mean: np.ndarray, std: np.ndarray, components: np.ndarray, expl
     return Reduction(mean, std, components, weights, -(mean @ weights), explained_variance, fit_rows)
 
 
-def project_staged(spark, store: Store, partitions: list[int], reduction: Reduction,
-                   source: str, target: str, rows_per_batch: int = 2048) -> int:
-    """Spark stage: each staged features file under `source` -> the same rows plus a `pca`
-    column under `target`, one task per file (none for a file without rows). Returns the
-    rows written.
+def project_rows(spark, sources: dict[int, tuple[Store, str, list[int] | None]], reduction: Reduction,
+                 store: Store, target: str, rows_per_batch: int = 2048) -> int:
+    """Spark stage: the feature rows of each source -> the same rows plus a `pca` column, in
+    `target`/part-NNNNN.parquet of `store` for source NNNNN, one task per source (no file for
+    a source without rows). A source is (store, Parquet file, rows to take or None for all):
+    a featurize task's staged file, or a previous run's features file and the rows an
+    incremental run keeps. Returns the rows written.
 
     NumPy on whole batches, one matrix product each: the Spark ML model applies the same
     maths row by row on the JVM.
     """
     weights, bias = reduction.weights, reduction.bias
+    columns = STAGED_SCHEMA.names  # a previous run's rows also hold its pca: replaced
 
-    def project_files(chosen: Iterator[int]) -> Iterator[int]:
-        for partition in chosen:
-            name, rows = part_file(partition), 0
-            if not store.parquet_rows(f"{source}/{name}"):
+    def source_batches(source: Store, relative: str, rows: list[int] | None):
+        if rows is None:
+            yield from source.batches(relative, rows_per_batch, columns)
+            return
+        with source.filesystem.open_input_file(source.path(relative)) as handle:
+            kept = pq.read_table(handle, columns=columns).take(rows).cast(STAGED_SCHEMA)
+        yield from kept.to_batches(rows_per_batch)
+
+    def project_files(chosen: Iterator[tuple[int, tuple[Store, str, list[int] | None]]]) -> Iterator[int]:
+        for partition, (source, relative, rows) in chosen:
+            if (source.parquet_rows(relative) if rows is None else len(rows)) == 0:
                 yield 0
                 continue
-            with store.writer(f"{target}/{name}", FEATURES_SCHEMA) as writer:
-                for batch in store.batches(f"{source}/{name}", rows_per_batch):
+            written = 0
+            with store.writer(f"{target}/{part_file(partition)}", FEATURES_SCHEMA) as writer:
+                for batch in source_batches(source, relative, rows):
                     pca = from_arrow(batch.column("features")) @ weights + bias  # float64: no cancellation loss
                     writer.write_batch(batch.append_column("pca", to_arrow(pca)))
-                    rows += batch.num_rows
-            yield rows
+                    written += batch.num_rows
+            yield written
 
-    return sum(spark.sparkContext.parallelize(partitions, max(1, len(partitions))).mapPartitions(project_files)
-               .collect())
+    work = sorted(sources.items())
+    return sum(spark.sparkContext.parallelize(work, max(1, len(work))).mapPartitions(project_files).collect())
 
 
 def apply_reduction(model, features):

@@ -210,10 +210,10 @@ class Store:
         except OSError as exc:
             return exc
 
-    def batches(self, relative: str, rows: int) -> Iterator[pa.RecordBatch]:
-        """The file's rows in batches of at most `rows` (memory stays bounded)."""
+    def batches(self, relative: str, rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The file's rows (these columns, or all) in batches of at most `rows` (memory stays bounded)."""
         with self.filesystem.open_input_file(self.path(relative)) as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=rows)
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=rows, columns=columns)
 
     def parquet_rows(self, relative: str) -> int:
         with self.filesystem.open_input_file(self.path(relative)) as handle:

@@ -58,6 +58,12 @@ class RunTally:
                         self.labels + other.labels, self.splits + other.splits, self.moments.merge(other.moments),
                         self.core_seconds + other.core_seconds)
 
+    def without(self, part: "RunTally", partition: int) -> "RunTally":
+        """The usable rows of this tally less those of `part` (rows among them), as one
+        partition: what an incremental run carries over from the previous run's tally."""
+        return RunTally(frozenset([partition]), self.ok - part.ok, 0, self.labels - part.labels,
+                        self.splits - part.splits, self.moments.without(part.moments), 0.0)
+
     def to_bytes(self) -> bytes:
         counts = {"partitions": sorted(self.partitions), "rows": self.rows, "failed": self.failed,
                   "labels": self.labels, "splits": self.splits, "core_seconds": self.core_seconds}

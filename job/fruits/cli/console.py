@@ -66,6 +66,23 @@ def run_summary(manifest: dict, log=None) -> Table:
     return table
 
 
+def export_summary(description: dict) -> Table:
+    table = Table(title=f"Export of run {description['run_id']}", show_header=False, title_style="bold green")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("input", f"uint8 RGB {description['input']['shape']}")
+    for name, size in description["file_bytes"].items():
+        table.add_row(name, f"{size / 1e6:.2f} MB" if size > 100_000 else f"{size} bytes")
+    parity = description["featurizer_parity"]
+    table.add_row("featurizer vs run", f"max |diff| {parity['max_abs_diff']:.2e} on {parity['images']} images "
+                                       f"(|pca| up to {parity['max_abs_pca']:.1f})")
+    if head := description["classifier"]:
+        table.add_row("classifier top-1", f"{head['top1']:.1%} on {head['test_images']} held-out images "
+                                          f"({head['metric']})" + (f", float {head['top1_float']:.1%}"
+                                                                   if "top1_float" in head else ""))
+    return table
+
+
 @contextmanager
 def upload_progress():
     columns = (TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

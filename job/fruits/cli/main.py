@@ -7,7 +7,7 @@ from fruits.cli.console import print_error
 from fruits.cli import cluster
 from fruits.cli.options import with_settings
 from fruits.cluster.settings import ClusterConfig
-from fruits.cli.results import evaluate_command, report
+from fruits.cli.results import evaluate_command, export_command, report
 from fruits.cli.run import NOT_FOR_TRANSFORM, demo_data, run, transform
 from fruits.cli.upload import upload
 from fruits.errors import EXIT_USER_ERROR, UserError
@@ -37,6 +37,7 @@ app.command("upload")(upload)
 app.command("demo-data")(demo_data)
 app.command("report")(with_settings(report, job_prefix="s3_"))
 app.command("evaluate")(with_settings(evaluate_command, job_prefix="s3_"))
+app.command("export")(with_settings(export_command, job_prefix="s3_"))
 app.command("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
 app.command("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
 for command, function in (("wait", cluster.wait), ("status", cluster.status), ("list", cluster.list_apps),

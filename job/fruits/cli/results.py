@@ -63,3 +63,26 @@ def evaluate_command(
     else:
         console.print(evaluation_table(evaluation))
         print_result("Saved", str(folder / "evaluation.json"))
+
+
+def export_command(
+    output: OutputArg,
+    to: Annotated[Path, typer.Option("--to", help="Folder for featurizer.tflite, classifier.tflite, labels.txt and "
+                                                  "export.json.")],
+    classifier: Annotated[str, typer.Option(help="centroid: also a nearest-centroid classifier.tflite; none: only "
+                                                 "the featurizer.")] = "centroid",
+    quantize: Annotated[str, typer.Option(help="none (float32), dynamic (int8 weights) or int8 (weights and "
+                                               "activations, calibrated on the run's images).")] = "none",
+    check: Annotated[int, typer.Option(min=0, help="Images the featurizer's parity with the run is measured on "
+                                                   "(0: all).")] = 256,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --to.")] = False,
+    *, config: JobConfig,
+) -> None:
+    """Export a finished run for a phone: one TFLite graph from a photo to its PCA values (and label scores)."""
+    from fruits.cli.console import export_summary
+    from fruits.export import export_run
+
+    description = export_run(output, to, config, classifier=classifier, quantize=quantize, check=check,
+                             overwrite=overwrite)
+    console.print(export_summary(description))
+    print_result("Exported", str(to))

@@ -1,0 +1,298 @@
+"""The phone export: a finished run as one TFLite graph, from a uint8 RGB photo to its `pca`
+values (featurizer.tflite), and the same graph with a nearest-centroid head that scores each
+label (classifier.tflite), for LiteRT on a device.
+
+Everything the pipeline does after resizing is inside the graph: the backbone's input
+normalisation, the CNN, the standardisation and the PCA projection (one matrix product, as
+the job applies them). The caller only resizes the photo to the run's input size, as the
+job's decoder does (fruits.decode).
+
+The head: one centroid per label in PCA space, fitted on the run's training rows (its
+split column, or the seeded 70 % part that `fruitsctl evaluate` uses), scored by cosine
+similarity or by negative squared Euclidean distance, whichever classifies the held-out
+rows better. The export runs its files with LiteRT on the run's own images and records
+what it finds (export.json): the featurizer against the run's `pca` column, and the
+classifier's top-1 on the held-out rows.
+
+Converting needs TensorFlow (the driver's side of the job); the exported files need only
+LiteRT.
+"""
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from fruits import __version__
+from fruits.backbones import BACKBONES
+from fruits.config import JobConfig
+from fruits.decode import BadImage, decode_image
+from fruits.errors import UserError
+from fruits.evaluate import split_rows
+from fruits.model_files import load_reduction
+from fruits.output import MODEL
+from fruits.results import RunResults, open_run
+from fruits.storage import Store
+
+FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON = "featurizer.tflite", "classifier.tflite", "labels.txt", "export.json"
+EXPORT_FILES = (FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON)
+QUANTIZE = ("none", "dynamic", "int8")
+CLASSIFIERS = ("centroid", "none")
+REPRESENTATIVE_IMAGES = 200  # int8 calibration: images drawn from the run's training rows
+
+
+@dataclass(frozen=True)
+class Head:
+    """Nearest centroid in PCA space: scores = cosine similarity, or -squared distance."""
+    labels: list[str]
+    centroids: np.ndarray  # (labels, k)
+    metric: str  # "cosine" or "euclidean"
+
+    def scores(self, pca: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            unit = pca / np.maximum(np.linalg.norm(pca, axis=1, keepdims=True), 1e-12)
+            return unit @ _unit_rows(self.centroids).T
+        return 2.0 * pca @ self.centroids.T - (self.centroids ** 2).sum(axis=1)[None, :] - (pca ** 2).sum(axis=1)[:, None]
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def fit_head(labels: np.ndarray, pca: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[Head, dict]:
+    """Centroids of the training rows; the metric that classifies the test rows better."""
+    names = sorted(set(labels[train]))
+    centroids = np.stack([pca[train & (labels == name)].mean(axis=0) for name in names])
+    accuracy = {}
+    for metric in ("cosine", "euclidean"):
+        head = Head(names, centroids, metric)
+        predicted = np.asarray(names, dtype=object)[head.scores(pca[test]).argmax(axis=1)]
+        accuracy[metric] = float((predicted == labels[test]).mean())
+    best = max(accuracy, key=lambda metric: (accuracy[metric], metric == "cosine"))
+    return Head(names, centroids, best), accuracy
+
+
+def _graph(backbone, keras_model, reduction, image_size: int, head: Head | None):
+    """A Keras model: uint8 (1, S, S, 3) -> pca (1, k), or label scores (1, labels). Keras
+    layers around the backbone, converted with from_keras_model as the job converts the
+    backbone (a tf.function capturing a Keras 3 model converts to NaNs here)."""
+    import keras
+
+    image = keras.Input((image_size, image_size, 3), batch_size=1, dtype="uint8", name="image")
+    x = keras.ops.cast(image, "float32")
+    if backbone.bgr:
+        x = keras.ops.flip(x, axis=-1)
+    x = keras.layers.Rescaling(backbone.scale, offset=list(backbone.offset), name="normalise")(x)
+    features = keras_model(x)
+    projection = keras.layers.Dense(reduction.k, name="standardise_and_pca")
+    pca = projection(features)
+    projection.set_weights([reduction.weights.astype(np.float32), reduction.bias.astype(np.float32)])
+    if head is None:
+        return keras.Model(image, pca, name="featurizer")
+    centroids = head.centroids.astype(np.float32)
+    scoring = keras.layers.Dense(len(head.labels), name=f"{head.metric}_to_centroids")
+    if head.metric == "cosine":
+        scores = scoring(keras.layers.UnitNormalization(name="unit")(pca))
+        scoring.set_weights([_unit_rows(centroids).T, np.zeros(len(head.labels), np.float32)])
+    else:  # -|p - c|^2 = 2 p.c - |c|^2 - |p|^2
+        scores = scoring(pca) - keras.ops.sum(keras.ops.square(pca), axis=1, keepdims=True)
+        scoring.set_weights([2 * centroids.T, -(centroids ** 2).sum(axis=1)])
+    return keras.Model(image, scores, name="classifier")
+
+
+def _convert(model, quantize: str, representative: list[np.ndarray]) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "int8":  # weights and activations in int8, calibrated on the run's images
+        converter.representative_dataset = lambda: ([image[None]] for image in representative)
+    return converter.convert()
+
+
+class LiteModel:
+    """One exported file on LiteRT, one image at a time (what a phone does)."""
+
+    def __init__(self, content: bytes, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_content=content, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._input, image[None])
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output)[0].copy()
+
+
+def _images(results: RunResults, rows: np.ndarray, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The run's images at `rows`, decoded as the job decodes them; (rows read, images)."""
+    paths = results.features.column("path").to_pylist()
+    kept, images = [], []
+    for row in rows:
+        data = results.read_image(paths[row])
+        try:
+            image = decode_image(data, size) if data else None
+        except BadImage:
+            image = None
+        if image is not None:
+            kept.append(row)
+            images.append(image)
+    return np.asarray(kept, dtype=np.int64), images
+
+
+def _refuse_unexportable(results: RunResults) -> None:
+    config = results.manifest.get("config") or {}
+    if config.get("runtime") == "tf":
+        raise UserError(f"{results.uri!r} was made with --runtime tf: its features come from TensorFlow's kernels, "
+                        "the exported model runs TFLite's (parity is only checked for --runtime tflite runs); rerun "
+                        "it with --runtime tflite, then export.")
+
+
+def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "centroid", quantize: str = "none",
+               check: int = 256, overwrite: bool = False, seed: int = 0) -> dict:
+    """Export the finished run at `uri` into the folder `to`; returns export.json's content.
+    `check`: how many of the run's images the featurizer's parity is measured on (0: all)."""
+    if classifier not in CLASSIFIERS or quantize not in QUANTIZE:
+        raise UserError(f"--classifier is one of {', '.join(CLASSIFIERS)} and --quantize one of {', '.join(QUANTIZE)}.")
+    results = open_run(uri, config)
+    _refuse_unexportable(results)
+    manifest, settings = results.manifest, results.manifest.get("config") or {}
+    backbone, size = BACKBONES[manifest["model"]["name"]], int(manifest["model"]["image_size"])
+    try:
+        reduction = load_reduction(Store.at(uri, config), MODEL)
+    except (FileNotFoundError, KeyError, ValueError):
+        raise UserError(f"The run's model folder {uri.rstrip('/')}/{MODEL} is missing or incomplete: export needs "
+                        "the fitted scaler and PCA; rerun the job.") from None
+    _check_target(to, overwrite)
+
+    labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)
+    splits = np.asarray(results.features.column("split").to_pylist(), dtype=object)
+    pca = np.stack(results.features.column("pca").to_numpy(zero_copy_only=False)).astype(np.float64)
+    train, test, how = split_rows(labels, splits, seed)
+    head, head_accuracy = fit_head(labels, pca, train, test) if classifier == "centroid" else (None, {})
+
+    rng = np.random.default_rng(seed)
+    everything = np.arange(len(labels))
+    checked, check_images = _images(results, everything if not check or check >= len(labels)
+                                     else np.sort(rng.choice(everything, check, replace=False)), size)
+    if not len(checked):
+        raise UserError(f"None of the run's input images can be read now (e.g. {results.features['path'][0]}): "
+                        "export measures its files on them; make them reachable (same paths, same S3 settings).")
+    representative: list[np.ndarray] = []
+    if quantize == "int8":
+        pool = np.flatnonzero(train)
+        _, representative = _images(results, np.sort(rng.choice(pool, min(REPRESENTATIVE_IMAGES, len(pool)),
+                                                                replace=False)), size)
+
+    keras_model = _keras_model(backbone, size, settings.get("weights", "imagenet"))
+    files: dict[str, bytes] = {}
+    featurizer = _graph(backbone, keras_model, reduction, size, None)
+    float_featurizer = _convert(featurizer, "none", [])
+    files[FEATURIZER] = float_featurizer if quantize == "none" else _convert(featurizer, quantize, representative)
+    parity = _featurizer_parity(files[FEATURIZER], float_featurizer, check_images, pca[checked])
+    classifier_figures = None
+    if head is not None:
+        scorer = _graph(backbone, keras_model, reduction, size, head)
+        files[CLASSIFIER] = _convert(scorer, quantize, representative)
+        classifier_figures = _classifier_figures(results, files[CLASSIFIER], head, test, size, quantize, head_accuracy,
+                                                 lambda: _convert(scorer, "none", []))
+    files[LABELS] = ("\n".join(head.labels if head else sorted(set(labels))) + "\n").encode()
+    description = {
+        "format": "fruits-export/1",
+        "run_id": manifest["run_id"], "run_output": uri, "model": manifest["model"]["name"],
+        "input": {"shape": [1, size, size, 3], "dtype": "uint8", "colour": "RGB",
+                  "preprocessing": f"resize the photo to {size}x{size} RGB (the job's decoder: EXIF orientation "
+                                   "applied, transparency on white, bilinear); everything else is in the graph"},
+        "outputs": {FEATURIZER: f"pca: float32 [1, {reduction.k}]",
+                    **({CLASSIFIER: f"scores: float32 [1, {len(head.labels)}], one per line of {LABELS}, higher is "
+                                    f"more likely ({head.metric})"} if head else {})},
+        "k": reduction.k, "labels": head.labels if head else sorted(set(labels)), "quantize": quantize,
+        "split": how, "featurizer_parity": parity, "classifier": classifier_figures,
+        "file_bytes": {name: len(data) for name, data in files.items()},
+        "versions": _versions(),
+    }
+    files[EXPORT_JSON] = json.dumps(description, indent=2, ensure_ascii=False).encode()
+    _write(to, files)
+    return description
+
+
+def _keras_model(backbone, size: int, weights: str):
+    try:
+        return backbone.build(size, weights)
+    except Exception as exc:  # noqa: BLE001 - every cause here is the weights' reachability
+        raise UserError(f"Could not load the run's weights ({weights}) for {backbone.name}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; export needs the same "
+                        "weights the run used (a file path, or imagenet with internet or baked weights).") from None
+
+
+def _featurizer_parity(content: bytes, float_content: bytes, images: list[np.ndarray], expected: np.ndarray) -> dict:
+    model = LiteModel(content)
+    found = np.stack([model(image) for image in images]).astype(np.float64)
+    difference = np.abs(found - expected)
+    figures = {"images": len(images), "max_abs_diff": float(difference.max()),
+               "max_abs_pca": float(np.abs(expected).max()), "mean_abs_diff": float(difference.mean())}
+    if content is not float_content:
+        figures["float_max_abs_diff"] = float(np.abs(np.stack([LiteModel(float_content)(image) for image in images])
+                                                  - expected).max())
+    return figures
+
+
+def _classifier_figures(results, content: bytes, head: Head, test: np.ndarray, size: int, quantize: str,
+                        head_accuracy: dict, float_content) -> dict:
+    rows, images = _images(results, np.flatnonzero(test), size)
+    labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)[rows]
+    names = np.asarray(head.labels, dtype=object)
+
+    def top1(model_content: bytes) -> float:
+        model = LiteModel(model_content)
+        return float((names[[int(model(image).argmax()) for image in images]] == labels).mean())
+
+    figures = {"metric": head.metric, "test_images": len(images), "top1": round(top1(content), 4),
+               "top1_on_the_runs_pca": {metric: round(value, 4) for metric, value in head_accuracy.items()}}
+    if quantize != "none":
+        figures["top1_float"] = round(top1(float_content()), 4)
+    return figures
+
+
+def _check_target(to: Path, overwrite: bool) -> None:
+    if to.exists() and not to.is_dir():
+        raise UserError(f"--to {str(to)!r} is a file: give a folder for the exported files.")
+    present = sorted(entry.name for entry in to.iterdir()) if to.is_dir() else []
+    foreign = [name for name in present if name not in EXPORT_FILES]
+    if foreign:
+        raise UserError(f"--to {str(to)!r} holds other files ({', '.join(foreign[:5])}): export never replaces them; "
+                        "choose a new or empty folder.")
+    if present and not overwrite:
+        raise UserError(f"--to {str(to)!r} already holds an export: pass --overwrite to replace it, or choose "
+                        "another folder.")
+
+
+def _write(to: Path, files: dict[str, bytes]) -> None:
+    """Each file written whole (a temporary name, then renamed); export.json last."""
+    to.mkdir(parents=True, exist_ok=True)
+    for name in sorted(files, key=lambda name: name == EXPORT_JSON):
+        handle, temporary = tempfile.mkstemp(dir=to, prefix=f".{name}.")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(files[name])
+        os.replace(temporary, to / name)
+    if CLASSIFIER not in files and (to / CLASSIFIER).exists():
+        (to / CLASSIFIER).unlink()  # an earlier export's head would not match
+
+
+def _versions() -> dict:
+    found = {"fruits": __version__, "python": platform.python_version()}
+    for package in ("tensorflow", "tensorflow-cpu", "ai-edge-litert"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
