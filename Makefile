@@ -41,7 +41,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test bench bench-incremental bench-export clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test bench bench-incremental bench-export base-install-check clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -58,8 +58,8 @@ $(BIN)/fruitsctl: pyproject.toml requirements-test.lock
 # x86-64, tensorflow on arm64). Regenerate after changing a pin in pyproject.toml.
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header -q
 lock: install ## Re-resolve requirements.lock (image) and requirements-test.lock (make install) from pyproject.toml
-	$(UV_COMPILE) -o requirements.lock
-	$(UV_COMPILE) --extra test -c requirements.lock -o requirements-test.lock
+	$(UV_COMPILE) --extra job -o requirements.lock
+	$(UV_COMPILE) --extra job --extra test -c requirements.lock -o requirements-test.lock
 
 # pyspark is published as a source archive only (pure Python): every other package must have a wheel.
 ARCHS ?= x86_64 aarch64
@@ -82,6 +82,9 @@ test: install jars ## Run the test suite (needs ../shared beside the project; no
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)
+
+base-install-check: ## The base install (no job extra) in a fresh venv: cluster and S3 commands work, run names the extra
+	bash .ci/base-install
 
 bench-incremental: install ## Incremental vs full runs only, 10% new images (prints + bench/results-incremental.json)
 	$(BIN)/python bench/bench.py --only incremental --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --scale-images $(BENCH_SCALE_IMAGES)

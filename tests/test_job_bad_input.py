@@ -145,8 +145,13 @@ def test_output_of_a_dead_run_is_replaced_and_overwrite_replaces_a_finished_one(
 def test_imagenet_weights_without_internet_say_how_to_proceed(spark, tmp_path, sample_dir, monkeypatch):
     source = tmp_path / "in"
     copy_sample_images(sample_dir, source / "Kiwi", 2)
-    # A fresh Keras cache, so that no previously downloaded file can hide the missing network.
+    # A fresh Keras cache, so that no previously downloaded file can hide the missing network,
+    # and no network whatever this machine has: downloads go through a proxy that refuses them.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for proxy in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    for bypass in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(bypass, raising=False)
     config = build_config({"input": str(source), "output": str(tmp_path / "out"), "image_size": 96,
                            "k": 1, "model": "vgg16"})
     with pytest.raises(UserError, match="Could not get the ImageNet weights for vgg16 .* pass --weights PATH"):

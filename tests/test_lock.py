@@ -30,7 +30,8 @@ def _pins(requirements: list[str]) -> dict[str, str]:
 
 def test_every_pin_of_pyproject_is_locked_at_its_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime, test = _pins(project["dependencies"]), _pins(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    runtime, test = _pins(project["dependencies"] + extras["job"]), _pins(extras["test"])
     image_lock, test_lock = _locked(ROOT / "requirements.lock"), _locked(ROOT / "requirements-test.lock")
     for name, version in runtime.items():
         assert image_lock.get(name) == {version}, f"{name}=={version} is not what requirements.lock holds: run make lock"

@@ -1,15 +1,13 @@
 """The pretrained CNN backbones the job can featurize with, behind one interface.
 
-Keras is imported lazily: the driver, the CLI and the config code use this registry
-without paying TensorFlow's import cost.
+Keras and NumPy are imported where they are used: the driver, the CLI and the config code
+use this registry without paying for them.
 """
 
 import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 # Keras's preprocess_input modes: "tf" scales to -1..1; "caffe" is BGR minus the ImageNet mean.
 _TF_MODE = dict(bgr=False, scale=1 / 127.5, offset=(-1.0, -1.0, -1.0))
@@ -62,12 +60,14 @@ class Backbone:
         model.load_weights(weights)
         return model
 
-    def preprocess(self, images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def preprocess(self, images, out=None):
         """uint8 RGB images (N, H, W, 3) -> the float32 input the model was trained on.
 
         Equal to Keras's `preprocess_input`, in two passes into `out` (a reusable buffer):
         Keras's version costs a sixth of the model's own time per image.
         """
+        import numpy as np
+
         source = images[..., ::-1] if self.bgr else images
         out = np.multiply(source, np.float32(self.scale), out=out, dtype=np.float32)
         out += np.asarray(self.offset, dtype=np.float32)

@@ -18,6 +18,7 @@ from fruits.errors import UserError
 from fruits.options import fields_of, flag, load_config_file, merge_layers, option, to_argv  # noqa: F401
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # the files the job reads (and `upload` uploads), any letter case
 LATEST = "latest:"  # --incremental-from latest:PREFIX: the newest finished run under PREFIX
 
 

@@ -22,7 +22,6 @@ MIN_SIDE = 8
 # so the error row can say which dimensions were refused.
 Image.MAX_IMAGE_PIXELS = None
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 EMPTY_FILE = "empty file (0 bytes)"
 
 

@@ -4,14 +4,14 @@ Train/test: the run's `split` column when it has a training and a test split, el
 seeded, per-class 70/30 split. 1-NN needs no fitting and no tuning, so the score says
 what the features are worth rather than what a classifier made of them.
 
+NumPy is imported by the functions: the CLI reads MAX_ROWS when it starts.
+
 Limit: the `pca` vectors are held in memory (k floats per image: 1 million images at
 k = 200 is 0.8 GB) and the distance work grows with train x test; `max_rows` stops
 larger outputs with a clear message, and `sample` evaluates on a per-class sample.
 """
 
 from collections import Counter
-
-import numpy as np
 
 from fruits.errors import UserError
 
@@ -20,8 +20,10 @@ TRAIN_NAMES = ("train", "training")
 TEST_NAMES = ("test", "testing", "val", "valid", "validation")
 
 
-def split_rows(labels: np.ndarray, splits: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+def split_rows(labels, splits, seed: int = 0) -> tuple:
     """(train mask, test mask, how the split was made)."""
+    import numpy as np
+
     lowered = np.array([str(s).lower() if s is not None else "" for s in splits])
     train, test = np.isin(lowered, TRAIN_NAMES), np.isin(lowered, TEST_NAMES)
     if train.any() and test.any():
@@ -35,8 +37,10 @@ def split_rows(labels: np.ndarray, splits: np.ndarray, seed: int = 0) -> tuple[n
     return ~test, test, "a seeded per-class 70/30 split"
 
 
-def nearest_neighbour(train: np.ndarray, test: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def nearest_neighbour(train, test, chunk: int = 1024):
     """Index into `train` of each test row's nearest neighbour (Euclidean), in chunks."""
+    import numpy as np
+
     train_sq = (train ** 2).sum(axis=1)
     found = np.empty(len(test), dtype=np.int64)
     for start in range(0, len(test), chunk):
@@ -47,6 +51,8 @@ def nearest_neighbour(train: np.ndarray, test: np.ndarray, chunk: int = 1024) ->
 
 
 def evaluate(labels, splits, vectors, *, max_rows: int = MAX_ROWS, sample: int | None = None, seed: int = 0) -> dict:
+    import numpy as np
+
     labels = np.asarray(labels, dtype=object)
     splits = np.asarray(splits, dtype=object)
     if sample and len(labels) > sample:

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from fruits.decode import IMAGE_EXTENSIONS
+from fruits.config import IMAGE_EXTENSIONS
 from fruits.errors import UserError
 from fruits.output import ERROR_SCHEMA, LISTED_SCHEMA
 from fruits.storage import Store

@@ -5,12 +5,15 @@ import re
 import sys
 from contextlib import contextmanager
 
-from pyspark.sql import SparkSession
+from typing import TYPE_CHECKING
 
 from fruits.config import JobConfig
 from fruits.errors import UserError
 from fruits.s3a import explain_storage_error, s3a_session_conf
 from fruits.s3a_jars import verified_jars
+
+if TYPE_CHECKING:  # pyspark is imported where a session is built: the CLI starts without it
+    from pyspark.sql import SparkSession
 
 # What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
 # workers (so the model cache survives between tasks), quiet TensorFlow in workers, and
@@ -45,12 +48,14 @@ LOCAL_MASTER = "local[*,4]"
 
 
 def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = None,
-                job: JobConfig | None = None) -> SparkSession:
+                job: JobConfig | None = None) -> "SparkSession":
     """A local-mode session whose Python workers run this interpreter; with the job's
     settings, its S3 settings are in place before the SparkContext starts."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder.appName("fruits").master(master)
     conf = {**JOB_SPARK_CONF, **LOCAL_SPARK_CONF}
     if jars := verified_jars():  # the S3A connector, when `make jars` fetched it
@@ -67,10 +72,12 @@ def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = 
     return spark
 
 
-def submitted_spark(job: JobConfig) -> SparkSession:
+def submitted_spark(job: JobConfig) -> "SparkSession":
     """The session spark-submit set up (master and resources come from its conf), with the
     job's S3 settings in place before the SparkContext starts (on a cluster the job reads and
     writes S3, so they are there for an s3a:// event log too)."""
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder.appName("fruits")
     conf = {**JOB_SPARK_CONF, **s3a_session_conf(job)}
     for key, value in conf.items():
@@ -80,7 +87,7 @@ def submitted_spark(job: JobConfig) -> SparkSession:
     return spark
 
 
-def _start(builder, job: JobConfig | None) -> SparkSession:
+def _start(builder, job: JobConfig | None) -> "SparkSession":
     """The session, or one sentence when what Spark opens at start, its event log directory,
     cannot be used (missing, or denied to the job's credentials)."""
     try:
@@ -101,7 +108,7 @@ def _start(builder, job: JobConfig | None) -> SparkSession:
 
 
 @contextmanager
-def session_conf(spark: SparkSession, conf: dict[str, str]):
+def session_conf(spark: "SparkSession", conf: dict[str, str]):
     """SQL settings for the duration of a job, restored after (the session may be shared)."""
     before = {key: spark.conf.get(key, None) for key in conf}
     for key, value in conf.items():

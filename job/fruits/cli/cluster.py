@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 import yaml
@@ -14,11 +14,13 @@ import yaml
 from fruits.cli.console import (apps_table, console, events_table, print_error, print_note, print_warning,
                                 state_line, status_table, styled)
 from fruits.cluster import states
-from fruits.cluster.kube import Kube, operator_hint
 from fruits.cluster.manifest import APP_LABEL, APP_NAME, spark_application
 from fruits.cluster.settings import ClusterConfig
 from fruits.config import JobConfig
 from fruits.errors import UserError
+
+if TYPE_CHECKING:
+    from fruits.cluster.kube import Kube
 
 KubeconfigOption = Annotated[Optional[str], typer.Option(
     "--kubeconfig", help="Kubeconfig file [default: $KUBECONFIG or ~/.kube/config; in a pod: its service account].",
@@ -29,6 +31,19 @@ NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Kuberne
                                               rich_help_panel="Kubernetes")]
 FormatOption = Annotated[Optional[str], typer.Option("--format", "-o", help="Print the object as yaml or json.")]
 NameArgument = Annotated[str, typer.Argument(help="SparkApplication name (see `fruitsctl list`).")]
+
+
+def _kube(kubeconfig: str | None, context: str | None) -> "Kube":
+    """The cluster's API, imported per command: the Kubernetes client costs ~0.4 s to import."""
+    from fruits.cluster.kube import Kube
+
+    return Kube(kubeconfig, context)
+
+
+def _operator_hint(namespace: str) -> str:
+    from fruits.cluster.kube import operator_hint
+
+    return operator_hint(namespace)
 
 
 def _dump(obj, fmt: str) -> str:
@@ -60,7 +75,7 @@ NO_STATUS_WARNING_S = 60.0
 DRIVER_POD_POLL_S = 2.0  # `logs -f` before the driver pod exists
 
 
-def follow(kube: Kube, namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
+def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
     """Show state changes until the app ends (COMPLETED or FAILED); returns the exit code."""
     started = time.monotonic()
     deadline, last, log_thread, warned = started + timeout, None, None, False
@@ -72,7 +87,7 @@ def follow(kube: Kube, namespace: str, name: str, timeout: float, poll: float, l
             last = (state, executors)
         if not warned and not states.has_status(app) and time.monotonic() - started > NO_STATUS_WARNING_S:
             print_warning(f"{name} has no status after {NO_STATUS_WARNING_S:.0f} s: no spark-operator seems to watch "
-                          f"namespace {namespace!r}. Install or reconfigure it: {operator_hint(namespace)}.")
+                          f"namespace {namespace!r}. Install or reconfigure it: {_operator_hint(namespace)}.")
             warned = True
         if state == "SUBMISSION_FAILED" and states.error_message(app):
             print_note(f"submission failed (the operator retries): {states.error_message(app)}")
@@ -109,7 +124,7 @@ def submit(
     Exit codes: 0 COMPLETED, 3 FAILED, 4 FAILED without any submission getting through,
     5 timed out, 2 user error."""
     body = _manifest(config, cluster)
-    kube = Kube(kubeconfig, context)
+    kube = _kube(kubeconfig, context)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     kube.check_submission(namespace, cluster.service_account, cluster.executor_service_account)
     kube.create_app(body)
@@ -130,13 +145,13 @@ def wait(name: NameArgument,
          namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
          context: ContextOption = None) -> None:
     """Follow a run (submitted by fruitsctl, Helm or GitOps) until it ends (exit codes as submit --wait)."""
-    raise typer.Exit(follow(Kube(kubeconfig, context), namespace, name, timeout, poll, logs))
+    raise typer.Exit(follow(_kube(kubeconfig, context), namespace, name, timeout, poll, logs))
 
 
 def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: FormatOption = None,
            kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
     """State, attempts, driver pod, UI address, executors and error message of a run."""
-    app = Kube(kubeconfig, context).get_app(namespace, name)
+    app = _kube(kubeconfig, context).get_app(namespace, name)
     if fmt:
         print(_dump(app, fmt))
     else:
@@ -147,7 +162,7 @@ def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: Form
 def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
               kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
     """The pipeline's runs in the namespace: name, state, age, duration."""
-    apps = Kube(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
+    apps = _kube(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
     apps.sort(key=lambda a: a["metadata"].get("creationTimestamp") or "", reverse=True)
     if fmt:
         print(_dump([a for a in apps], fmt))
@@ -163,7 +178,7 @@ def logs(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "
     """The driver's log (-f: follow it, waiting for the driver pod first).
 
     The driver pod exists only once the operator has submitted the run."""
-    kube = Kube(kubeconfig, context)
+    kube = _kube(kubeconfig, context)
     app = kube.get_app(namespace, name)
     waited = False
     while not states.driver_pod(app) and follow_ and not states.is_final(app):
@@ -185,7 +200,7 @@ def events(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow",
            namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
            context: ContextOption = None) -> None:
     """Kubernetes events of the run and its pods (scheduling, image pulls, OOM kills ...)."""
-    kube = Kube(kubeconfig, context)
+    kube = _kube(kubeconfig, context)
     kube.get_app(namespace, name)  # a clear error if there is no such run
     seen: set[str] = set()
     while True:
@@ -203,7 +218,7 @@ def events(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow",
 def delete(name: NameArgument, namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
            context: ContextOption = None) -> None:
     """Delete the run's SparkApplication (the operator removes its pods; S3 results stay)."""
-    Kube(kubeconfig, context).delete_app(namespace, name)
+    _kube(kubeconfig, context).delete_app(namespace, name)
     console.print(styled("Deleted SparkApplication ", (name, "bold"), f" from namespace {namespace}."))
 
 
@@ -212,7 +227,7 @@ def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")
        namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
        context: ContextOption = None) -> None:
     """Open the driver's Spark UI on localhost (port-forward through kubectl, as sparkctl forward did)."""
-    kube = Kube(kubeconfig, context)
+    kube = _kube(kubeconfig, context)
     app = kube.get_app(namespace, name)
     pod = states.driver_pod(app)
     if not pod or kube.pod_phase(namespace, pod) != "Running":

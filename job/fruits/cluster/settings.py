@@ -9,9 +9,24 @@ from fruits import __version__
 from fruits.errors import UserError
 from fruits.options import fields_of, option
 
+
+
+def _pinned_pyspark() -> str:
+    """pyproject.toml's pyspark pin, from this package's installed metadata: the cluster
+    commands run on the base install, without PySpark itself."""
+    try:
+        requirements = metadata.requires("fruits-pipeline") or []
+    except metadata.PackageNotFoundError:  # a source tree on the path: PySpark is beside it
+        requirements = []
+    for requirement in requirements:
+        if found := re.match(r"pyspark==([^\s;]+)", requirement):
+            return found.group(1)
+    return metadata.version("pyspark")
+
+
 # The Spark release: pyproject.toml's pyspark pin (images/Dockerfile's base tag must match;
 # a test holds them equal).
-SPARK_VERSION = metadata.version("pyspark")
+SPARK_VERSION = _pinned_pyspark()
 JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
 SPARK_UID = 185  # the apache/spark image's non-root user
 # SparkApplication names must be DNS-1035 labels: the operator's webhook refuses others, and
