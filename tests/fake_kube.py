@@ -49,6 +49,7 @@ class FakeKube:
         self.forbidden = False
         self.forbidden_reads = False  # namespaces and ServiceAccounts: a namespace-scoped identity may not read them
         self.webhook_denial: str | None = None  # what the operator's validating webhook says, if it refuses
+        self.unavailable = 0  # the next N requests get 503, as from an API server restarting
         self.lock = threading.RLock()
         fake = self
 
@@ -76,6 +77,11 @@ class FakeKube:
                 body = self._body() if method in ("POST", "PUT", "PATCH") else None
                 with fake.lock:
                     fake.requests.append((method, url.path, body))
+                    blip = fake.unavailable > 0
+                    fake.unavailable -= blip
+                if blip:
+                    return self._send(503, status(503, "ServiceUnavailable", "the server is currently unable to "
+                                                                             "handle the request"))
                 if fake.forbidden:
                     return self._send(403, status(403, "Forbidden", f'user "test" cannot {method.lower()} '
                                                                    f'resource at {url.path}'))

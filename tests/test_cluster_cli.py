@@ -241,6 +241,28 @@ def test_a_webhook_denial_is_reported_as_such_not_as_rbac(kube):
     assert "is managed by the operator" in text and "Role" not in text
 
 
+def test_submit_wait_rides_out_an_api_server_that_cannot_answer_for_a_while(kube):
+    def restart():
+        kube.unavailable = 4  # the next four requests get 503
+
+    play(kube, "run-blip", [(0.05, restart), *running_then(kube, "run-blip", "COMPLETED")])
+    result = cli(kube, "submit", *JOB, "--name", "run-blip", "--wait", "--poll", "0.05")
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    assert "answered 503" in text and "Asking again" in text and "answers again" in text
+    assert "run-blip: COMPLETED" in text
+
+
+def test_submit_wait_gives_up_on_an_api_server_gone_too_long_in_one_sentence(kube, monkeypatch):
+    monkeypatch.setattr(cluster_cli, "API_OUTAGE_LIMIT_S", 0.5)
+    play(kube, "run-gone", [(0.05, lambda: setattr(kube, "unavailable", 10_000))])
+    result = cli(kube, "submit", *JOB, "--name", "run-gone", "--wait", "--poll", "0.05")
+    kube.unavailable = 0
+    assert result.exit_code == 2, result.output
+    assert "answered 503" in flat(result.output) and "fruitsctl wait run-gone" in flat(result.output)
+    assert "Traceback" not in result.output
+
+
 def test_submit_wait_exits_5_on_timeout(kube):
     result = cli(kube, "submit", *JOB, "--name", "run-slow", "--wait", "--poll", "0.05", "--timeout", "0.3")
     assert result.exit_code == 5 and "Timed out" in flat(result.output)

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from console_text import flat
+from fruits.s3_settings import S3Settings
 from fruits.cli.main import app
 from fruits.config import build_config
 from fruits.errors import UserError
@@ -105,7 +106,7 @@ def test_overlap_is_found_across_spellings_and_on_s3(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "data")
     with pytest.raises(UserError, match="is the input"):
-        check_separate(Store.at(f"file://{tmp_path}/data", build_config({})), Store.at(str(tmp_path / "link"), build_config({})))
+        check_separate(Store.at(f"file://{tmp_path}/data", S3Settings()), Store.at(str(tmp_path / "link"), S3Settings()))
     s3 = (("region", "us-east-1"),)
     with pytest.raises(UserError, match="lies inside the input"):
         check_separate(Store("bucket/photos", "s3a", s3), Store("bucket/photos/runs", "s3", s3))

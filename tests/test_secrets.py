@@ -13,6 +13,7 @@ import pytest
 from pyspark import cloudpickle
 from typer.testing import CliRunner
 
+from fruits.s3_settings import S3Settings
 from fruits.cli.main import app
 from fruits.config import build_config
 from fruits.storage import Store
@@ -68,7 +69,7 @@ def test_not_in_a_rendered_application(monkeypatch):
 def test_not_in_what_a_task_carries_nor_in_a_repr(canary_run, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
     config = build_config({"s3_credentials": "static", "s3_path_style": True})
-    store = Store.at(f"s3a://{BUCKET}/out", config)
+    store = Store.at(f"s3a://{BUCKET}/out", S3Settings.of(config))
     for shipped in (pickle.dumps(store), cloudpickle.dumps(lambda: (store, config)), repr(store).encode(),
                     repr(config).encode()):
         assert CANARY.encode() not in shipped

@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fruits.s3_settings import S3Settings
 from fruits.config import build_config
 from fruits.storage import Store
 from fruits.vectors import from_arrow, to_arrow
@@ -29,8 +30,8 @@ def write_then_fail(store: Store, name: str):
 def stores(tmp_path, s3_server):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="store")
-    config = build_config({"s3_path_style": True, "s3_credentials": "static"})
-    return [Store.at(str(tmp_path / "out"), config), Store.at("s3a://store/out", config)]
+    s3 = S3Settings.of(build_config({"s3_path_style": True, "s3_credentials": "static"}))
+    return [Store.at(str(tmp_path / "out"), s3), Store.at("s3a://store/out", s3)]
 
 
 def test_a_file_appears_whole_or_not_at_all_and_a_retry_replaces_it(tmp_path, s3_server):

@@ -168,7 +168,7 @@ def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "cent
     manifest, settings = results.manifest, results.manifest.get("config") or {}
     backbone, size = BACKBONES[manifest["model"]["name"]], int(manifest["model"]["image_size"])
     try:
-        reduction = load_reduction(Store.at(uri, config), MODEL)
+        reduction = load_reduction(Store.at(uri, results.s3), MODEL)
     except (FileNotFoundError, KeyError, ValueError):
         raise UserError(f"The run's model folder {uri.rstrip('/')}/{MODEL} is missing or incomplete: export needs "
                         "the fitted scaler and PCA; rerun the job.") from None

@@ -24,8 +24,9 @@ from fruits.model_files import load_reduction, save_pipeline_model
 from fruits.previous_run import (PreviousRun, ReusePlan, check_same_space, finished_run, latest_run, plan_reuse,
                                  saved_tally, tally_rows, with_applied_settings)
 from fruits.reduce import Reduction, fit_reduction, max_components, project_rows
-from fruits.s3a import configure_s3a, storage_errors_as_user_errors
-from fruits.storage import Store
+from fruits.s3_settings import S3Settings
+from fruits.spark_session import configure_s3a
+from fruits.storage import Store, storage_errors_as_user_errors
 from fruits.tally import RunTally, merge_stats, stats_file
 
 # ~5 s of CNN work at 96 px: a task's own cost (~0.2 s: launch, the hand-over to Python, its
@@ -124,23 +125,25 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-    source, target = Store.at(config.input, config), Store.at(config.output, config)
+    s3 = S3Settings.of(config)  # the job's settings enter the storage layer here, once
+    source, target = Store.at(config.input, s3), Store.at(config.output, s3)
     check_separate(source, target, shown=(config.input, config.output))
     if not source.is_local or not target.is_local:  # for Spark's own S3 access (event logs, users' reads)
-        configure_s3a(spark, config)
+        configure_s3a(spark, s3)
     warnings: list[str] = []
-    previous, applied = _previous_runs(config, target, warnings)
+    previous, applied = _previous_runs(config, s3, target, warnings)
+    applied_model = _applied_reduction(applied, s3) if applied else None  # before any work: it may be missing
 
     with clock.stage("ingest"):
-        with storage_errors_as_user_errors(config.input, config, doing="list the input"):
+        with storage_errors_as_user_errors(config.input, s3, doing="list the input"):
             listing = list_images(source, shown=config.input)
-        with storage_errors_as_user_errors(previous.uri if previous else "", config, doing="read the previous run"):
+        with storage_errors_as_user_errors(previous.uri if previous else "", s3, doing="read the previous run"):
             plan = plan_reuse(listing, previous) if previous else None
         to_featurize = plan.featurize if plan else listing
         cores = planned_cores(spark)
         partitions = config.partitions or choose_partitions(len(to_featurize.paths), cores)
         fingerprint = plan_fingerprint(listing, partitions, config, previous.run_id if previous else None)
-        with storage_errors_as_user_errors(config.output, config, doing="prepare the output"):
+        with storage_errors_as_user_errors(config.output, s3, doing="prepare the output"):
             output = RunOutput(target, shown=config.output)
             resuming = output.claim(run_id, config.overwrite, fingerprint)
 
@@ -156,13 +159,13 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
     todo = {partition: rows for partition, rows in tasks.items() if partition not in done}
     try:
         with clock.stage("featurize", images=sum(map(len, todo.values()))) as progress, \
-                worker_errors_as_user_errors(), storage_errors_as_user_errors(config.output, config):
+                worker_errors_as_user_errors(), storage_errors_as_user_errors(config.output, s3):
             model_file = model.result() if todo else None  # converted or downloaded once, on the driver
             featurize(spark, todo, config, source, target, progress, model_file)
     except UserError:
         output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
         raise
-    with storage_errors_as_user_errors(config.output, config):
+    with storage_errors_as_user_errors(config.output, s3):
         groups = merge_groups(spark, BACKBONES[config.model].feature_dim)
         carried = _carried_tally(spark, plan, kept, done, config, target, groups, clock) if plan else None
         tallied = sorted([*tasks, *(kept if carried is None else ())])
@@ -170,7 +173,7 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         tally = tally.merge(carried) if carried is not None else tally
         staged = {p: (target, f"{STAGED}/{part_file(p)}", None) for p in tasks}
         results = _reduce_and_write(spark, config, clock, output, target, listing, tally, {**staged, **kept},
-                                    applied, warnings)
+                                    applied, applied_model, warnings)
 
     wall = time.perf_counter() - started
     manifest = {
@@ -191,27 +194,27 @@ def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = N
         "config": config.to_dict(),
         "versions": _versions(spark),
     }
-    with storage_errors_as_user_errors(config.output, config):
+    with storage_errors_as_user_errors(config.output, s3):
         output.complete(manifest)
     return manifest
 
 
-def _previous_runs(config: JobConfig, target: Store, warnings: list[str]) -> tuple[PreviousRun | None,
-                                                                                  PreviousRun | None]:
+def _previous_runs(config: JobConfig, s3: S3Settings, target: Store,
+                   warnings: list[str]) -> tuple[PreviousRun | None, PreviousRun | None]:
     """(the run whose rows are reused, the run whose model is applied), checked: finished,
     made with this run's backbone settings, and not this run's own output."""
     previous = applied = None
     if config.incremental_from:
         spec = config.incremental_from
         place = spec[len(LATEST):] if spec.startswith(LATEST) else spec
-        with storage_errors_as_user_errors(place, config, doing="read the previous run"):
+        with storage_errors_as_user_errors(place, s3, doing="read the previous run"):
             if spec.startswith(LATEST):
-                previous = latest_run(place, config, exclude=target, warnings=warnings)
+                previous = latest_run(place, config, s3, exclude=target, warnings=warnings)
                 if previous is None:
                     warnings.append(f"No finished run under {place!r} yet: every image went through the CNN "
                                     "(a full run); the next run will reuse this one.")
             else:
-                previous = finished_run(spec, config, "--incremental-from")
+                previous = finished_run(spec, s3, "--incremental-from")
         if previous is not None:
             if same_place(previous.store, target):
                 raise UserError(f"--incremental-from {spec!r} is this run's --output: the run would delete the rows "
@@ -219,8 +222,8 @@ def _previous_runs(config: JobConfig, target: Store, warnings: list[str]) -> tup
             check_same_space(config, previous, "--incremental-from")
             applied = previous if config.reuse_model else None
     if config.apply_model:
-        with storage_errors_as_user_errors(config.apply_model, config, doing="read the run to apply"):
-            applied = finished_run(config.apply_model, config, "--apply-model")
+        with storage_errors_as_user_errors(config.apply_model, s3, doing="read the run to apply"):
+            applied = finished_run(config.apply_model, s3, "--apply-model")
     return previous, applied
 
 
@@ -240,8 +243,8 @@ def _carried_tally(spark, plan: ReusePlan, kept: dict, done: set, config: JobCon
         return saved.without(less, partition=CARRIED)
 
 
-def _applied_reduction(applied: PreviousRun, config: JobConfig) -> Reduction:
-    with storage_errors_as_user_errors(applied.uri, config, doing="read the model of"):
+def _applied_reduction(applied: PreviousRun, s3: S3Settings) -> Reduction:
+    with storage_errors_as_user_errors(applied.uri, s3, doing="read the model of"):
         try:
             return load_reduction(applied.store, MODEL, fit_rows=(applied.manifest.get("pca") or {}).get("fit_rows", 0))
         except (FileNotFoundError, KeyError, ValueError):
@@ -251,7 +254,7 @@ def _applied_reduction(applied: PreviousRun, config: JobConfig) -> Reduction:
 
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
                       store: Store, listing: Listing, tally: RunTally, rows: dict, applied: PreviousRun | None = None,
-                      warnings: list[str] | None = None) -> dict:
+                      applied_model: Reduction | None = None, warnings: list[str] | None = None) -> dict:
     """Error rows, scaler + PCA (fitted, or `applied`'s), and the result files; returns the
     manifest's result fields. `rows`: the feature rows to project, as project_rows's sources."""
     backbone = BACKBONES[config.model]
@@ -282,12 +285,12 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
                         f"{backbone.feature_dim} features can give: kept k = {most}.")
         k = most
     with clock.stage("reduce"):
-        reduction = _applied_reduction(applied, config) if applied else \
+        reduction = applied_model if applied_model is not None else \
             fit_reduction(tally.moments, k=k, variance=config.variance)
 
     with clock.stage("write"):
         write_errors()
-        save_pipeline_model(spark, reduction, store, MODEL)
+        save_pipeline_model(reduction, store, MODEL, spark.version)
         store.write_bytes(f"{MODEL}/{MOMENTS_FILE}", tally.to_bytes())  # what the next incremental run updates
         staged = set(store.files(STAGED))
         written = project_rows(spark, {p: source for p, source in rows.items()

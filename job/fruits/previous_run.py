@@ -30,8 +30,8 @@ from fruits.config import DEFAULTS, JobConfig
 from fruits.errors import UserError
 from fruits.ingest import Listing
 from fruits.output import FEATURES, MANIFEST, MODEL, MOMENTS_FILE, same_place
-from fruits.s3a import storage_errors_as_user_errors
-from fruits.storage import Store
+from fruits.s3_settings import S3Settings
+from fruits.storage import Store, storage_errors_as_user_errors
 from fruits.tally import PartitionTally, RunTally, stats_file
 from fruits.vectors import from_arrow
 
@@ -67,9 +67,9 @@ def _manifest_at(store: Store) -> dict | None:
         else None
 
 
-def finished_run(uri: str, config: JobConfig, option: str) -> PreviousRun:
+def finished_run(uri: str, s3: S3Settings, option: str) -> PreviousRun:
     """The finished run at `uri`, or a UserError naming what is wrong with it for `option`."""
-    store = Store.at(uri, config)
+    store = Store.at(uri, s3)
     if store.kind() == pafs.FileType.NotFound:
         raise UserError(f"{option} {uri!r} does not exist: give the output folder (or s3a:// prefix) of a "
                         "finished run.")
@@ -80,18 +80,18 @@ def finished_run(uri: str, config: JobConfig, option: str) -> PreviousRun:
     return PreviousRun(uri.rstrip("/"), store, manifest)
 
 
-def latest_run(prefix: str, config: JobConfig, exclude: Store | None,
+def latest_run(prefix: str, config: JobConfig, s3: S3Settings, exclude: Store | None,
                warnings: list[str] | None = None) -> PreviousRun | None:
     """The finished run under `prefix` made with this run's backbone settings that finished
     last (by its manifest), leaving out `exclude` (this run's own output); None when there is
     none yet. Newer runs made with other settings are passed over, with a warning: a schedule
     whose settings were changed starts a new chain instead of failing every night."""
-    parent = Store.at(prefix, config)
+    parent = Store.at(prefix, s3)
     found, other_settings = [], []
     for name, kind in parent.children().items():
         if kind != pafs.FileType.Directory or name.startswith(("_", ".")):
             continue
-        child = Store.at(f"{prefix.rstrip('/')}/{name}", config)
+        child = Store.at(f"{prefix.rstrip('/')}/{name}", s3)
         if exclude is not None and same_place(child, exclude):
             continue
         manifest = _manifest_at(child)
@@ -128,8 +128,9 @@ def with_applied_settings(config: JobConfig) -> JobConfig:
     fitted on. A setting given explicitly (not the default) that differs is refused."""
     if not config.apply_model:
         return config
-    with storage_errors_as_user_errors(config.apply_model, config, doing="read the run to apply"):
-        run = finished_run(config.apply_model, config, "--apply-model")
+    s3 = S3Settings.of(config)
+    with storage_errors_as_user_errors(config.apply_model, s3, doing="read the run to apply"):
+        run = finished_run(config.apply_model, s3, "--apply-model")
     changes = {}
     for name in SETTINGS:
         theirs, ours = run.setting(name), getattr(config, name)

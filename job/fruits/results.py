@@ -14,7 +14,7 @@ from fruits.config import DEFAULTS, JobConfig
 from fruits.errors import UserError
 from fruits.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
 from fruits.storage import Store
-from fruits.s3a import is_s3
+from fruits.s3_settings import S3Settings, is_s3
 
 
 @dataclass
@@ -23,7 +23,7 @@ class RunResults:
     manifest: dict
     features: pa.Table  # path, label, split, pca (features left out: large and not needed)
     errors: pa.Table
-    config: JobConfig  # its S3 settings reach the run's output and its input images
+    s3: S3Settings  # reach the run's output and its input images
     _buckets: dict = field(default_factory=dict, repr=False)  # bucket -> its store (one region lookup)
 
     def read_image(self, path: str) -> bytes | None:
@@ -39,17 +39,18 @@ class RunResults:
         """An input image's filesystem and path in it; S3 stores are made once per bucket
         (making one may look up the bucket's region)."""
         if not is_s3(path):
-            local = Store.at(path, self.config)
+            local = Store.at(path, self.s3)
             return local.filesystem, local.root
         bucket, _, key = path.split("://", 1)[1].partition("/")
         if bucket not in self._buckets:
-            self._buckets[bucket] = Store.at(f"s3://{bucket}", self.config)
+            self._buckets[bucket] = Store.at(f"s3://{bucket}", self.s3)
         return self._buckets[bucket].filesystem, self._buckets[bucket].path(key)
 
 
 def open_run(uri: str, config: JobConfig = DEFAULTS, columns=("path", "label", "split", "pca")) -> RunResults:
     """A finished run's results, read with the same S3 settings as the job's (`config`)."""
-    store = Store.at(uri, config)
+    s3 = S3Settings.of(config)
+    store = Store.at(uri, s3)
     fs, root = store.filesystem, store.root
     try:
         info = fs.get_file_info([f"{root}/{MANIFEST}", f"{root}/{IN_PROGRESS}", root])
@@ -67,4 +68,4 @@ def open_run(uri: str, config: JobConfig = DEFAULTS, columns=("path", "label", "
         manifest = json.loads(handle.read())
     features = pq.read_table(f"{root}/{FEATURES}", filesystem=fs, columns=list(columns))
     errors = pq.read_table(f"{root}/{ERRORS}", filesystem=fs)
-    return RunResults(uri, manifest, features, errors, config)
+    return RunResults(uri, manifest, features, errors, s3)

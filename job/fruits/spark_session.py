@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from fruits.config import JobConfig
 from fruits.errors import UserError
-from fruits.s3a import explain_storage_error, s3a_session_conf
+from fruits.s3_settings import S3Settings, is_s3
 from fruits.s3a_jars import verified_jars
 
 if TYPE_CHECKING:  # pyspark is imported where a session is built: the CLI starts without it
@@ -101,10 +101,27 @@ def _start(builder, job: JobConfig | None) -> "SparkSession":
         if "FileNotFoundException" in text:
             raise UserError(f"Spark's event log directory {directory} does not exist: create it first (on S3: aws "
                             "s3api put-object --bucket BUCKET --key PREFIX/), or leave the event log out.") from None
-        message = explain_storage_error(text, directory, job) if job else None
+        message = S3Settings.of(job).explain(text, directory) if job else None
         if message is None:
             raise
         raise UserError(f"Spark cannot open its event log directory: {message}") from None
+
+
+def s3a_session_conf(job: JobConfig, event_log_dir: str | None = None) -> dict[str, str]:
+    """The job's S3A configuration as `spark.hadoop.*` session settings, for a session builder:
+    they are in place before the SparkContext starts, when Spark already opens what it needs on
+    S3 (the event log directory). Empty when neither the job nor the event log touches S3."""
+    if not any(is_s3(uri) for uri in (job.input, job.output, event_log_dir)):
+        return {}
+    return {f"spark.hadoop.{key}": value for key, value in S3Settings.of(job).hadoop_conf().items()}
+
+
+def configure_s3a(spark: "SparkSession", s3: S3Settings) -> None:
+    """Apply the S3A configuration to a running session's Hadoop configuration (driver and,
+    through it, executors): for a session built before the job's settings were known."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3.hadoop_conf().items():
+        hadoop.set(key, value)
 
 
 @contextmanager

@@ -6,9 +6,10 @@ the tasks): the JVM never carries an image or a feature vector. Spark's own file
 (0.45 ms of JVM CPU per image here), and it hides files named `_*`, follows symlink loops and
 fails a whole job on one unreadable file.
 
-S3 settings come from the job's options (fruits.s3a names the same settings for S3A, which
-Spark still uses for event logs), with timeouts and a bounded number of attempts, so an
-unreachable endpoint fails in seconds instead of retrying for minutes.
+S3 settings come as an S3Settings value (fruits.s3_settings: endpoint, region, addressing,
+TLS, credentials mode, bounded timeouts), made once from the job's options; a `Store` never
+sees the job's other options. Storage failures become one sentence through the same value
+(`storage_errors_as_user_errors`).
 
 Files are committed whole (written under a hidden temporary name, then renamed). Names are
 deterministic (one per Spark partition), so a retried or speculative task replaces its own
@@ -23,46 +24,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fruits.config import JobConfig
 from fruits.errors import UserError
-from fruits.s3a import credentials_check, endpoint_of, is_s3, region_of
+from fruits.s3_settings import ATTEMPTS, S3Settings, is_s3
 
-# Bounds on one S3 request: connecting, then silence on an open connection (curl's
-# low-speed limit on Linux; the SDK's own default is 3 s), times the attempts. An endpoint
-# that refuses connections fails at once, one that accepts them and never answers in ~20 s.
-S3_CONNECT_TIMEOUT_S = 5
-S3_REQUEST_TIMEOUT_S = 6
-S3_ATTEMPTS = 3
 READ_AHEAD = 16  # S3 objects requested at once per task: small images are latency-bound
 
 _FILESYSTEMS: dict[tuple, pafs.FileSystem] = {}  # one client per process and setting
-
-
-def s3_options(config: JobConfig, bucket: str, environ: Mapping[str, str] | None = None) -> dict:
-    """pyarrow S3FileSystem options equivalent to s3a_conf: endpoint, region, addressing, TLS, keys."""
-    environ = os.environ if environ is None else environ
-    credentials_check(config, environ)
-    endpoint, region = endpoint_of(config, environ), region_of(config, environ)
-    options: dict = {"connect_timeout": S3_CONNECT_TIMEOUT_S, "request_timeout": S3_REQUEST_TIMEOUT_S}
-    if endpoint:
-        scheme, _, host = endpoint.rpartition("://")
-        options.update(endpoint_override=host.rstrip("/"),
-                       scheme="https" if config.s3_tls and scheme != "http" else "http")
-        if not config.s3_path_style:
-            options["force_virtual_addressing"] = True
-    elif not region:
-        try:
-            region = pafs.resolve_s3_region(bucket)
-        except (OSError, pa.ArrowException):
-            pass  # no network yet: the first request reports it
-    options["region"] = region or "us-east-1"
-    return options  # no credentials: each process resolves them (Store.filesystem), none travel in a task
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -85,12 +58,12 @@ class Store:
     credentials: str = "default"  # the job's --s3-credentials mode, resolved where the filesystem is made
 
     @staticmethod
-    def at(uri: str, config: JobConfig, environ: Mapping[str, str] | None = None) -> "Store":
+    def at(uri: str, s3: S3Settings) -> "Store":
         scheme, inner = split_uri(uri)
         if scheme == "file":
             return Store(inner)
-        options = s3_options(config, inner.split("/")[0], environ)
-        return Store(inner, scheme, tuple(sorted(options.items())), config.s3_credentials)
+        options = s3.arrow_options(inner.split("/")[0])
+        return Store(inner, scheme, tuple(sorted(options.items())), s3.credentials)
 
     def __repr__(self) -> str:  # never the options: they may hold keys
         return f"Store({self.uri!r})"
@@ -130,7 +103,7 @@ class Store:
                            session_token=os.environ.get("AWS_SESSION_TOKEN") or None)
         elif self.credentials == "irsa":
             os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-        return pafs.S3FileSystem(**options, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
+        return pafs.S3FileSystem(**options, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS))
 
     def path(self, relative: str = "") -> str:
         return f"{self.root}/{relative}" if relative else self.root
@@ -274,3 +247,24 @@ TEMPORARY_PREFIX = "_tmp-"
 def temporary_name(name: str) -> str:
     """Where a file is written before it is committed under `name`."""
     return f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:12]}-{name}"
+
+
+@contextmanager
+def storage_errors_as_user_errors(uri: str, s3: S3Settings, doing: str | None = None):
+    """Turn known storage failures while touching `uri` into UserErrors (S3Settings.explain).
+
+    With `doing` (e.g. "list the input"), any other failure also becomes a UserError
+    quoting the storage's own first line: use it where only reaching storage can fail.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        message = s3.explain(str(exc), uri)
+        if message is None and doing:
+            first_line = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            message = f"Cannot {doing} {uri!r}: {first_line.strip()}"
+        if message is None:
+            raise
+        raise UserError(message) from None

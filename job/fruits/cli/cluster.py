@@ -73,6 +73,32 @@ def render(config: JobConfig, cluster: ClusterConfig,
 # get one (no operator watches its namespace).
 NO_STATUS_WARNING_S = 60.0
 DRIVER_POD_POLL_S = 2.0  # `logs -f` before the driver pod exists
+# An API server that cannot answer (a blip, a control-plane upgrade) is asked again, backing
+# off up to RETRY_MAX_S between tries, for at most API_OUTAGE_LIMIT_S in a row.
+API_OUTAGE_LIMIT_S = 120.0
+RETRY_MAX_S = 10.0
+
+
+def _app_through_outages(kube: "Kube", namespace: str, name: str, poll: float) -> dict:
+    """kube.get_app, asked again while the API server cannot answer, within API_OUTAGE_LIMIT_S."""
+    from fruits.cluster.kube import TransientApiError
+
+    started, delay, noted = time.monotonic(), max(poll, 0.05), False
+    while True:
+        try:
+            app = kube.get_app(namespace, name)
+            if noted:
+                print_note("The Kubernetes API answers again.")
+            return app
+        except TransientApiError as exc:
+            if time.monotonic() - started + delay > API_OUTAGE_LIMIT_S:
+                raise UserError(f"{exc} (no answer for {API_OUTAGE_LIMIT_S:.0f} s; the run goes on: follow it "
+                                f"with `fruitsctl wait {name} -n {namespace}`)") from None
+            if not noted:
+                print_warning(f"{exc} Asking again for up to {API_OUTAGE_LIMIT_S:.0f} s.")
+                noted = True
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
 
 def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
@@ -80,7 +106,7 @@ def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float,
     started = time.monotonic()
     deadline, last, log_thread, warned = started + timeout, None, None, False
     while True:
-        app = kube.get_app(namespace, name)
+        app = _app_through_outages(kube, namespace, name, poll)
         state, executors = states.state(app), states.executor_counts(app)
         if (state, executors) != last:
             console.print(state_line(app))

@@ -31,6 +31,14 @@ def operator_hint(namespace: str) -> str:
             f"--create-namespace --set 'spark.jobNamespaces={{{namespace}}}'")
 
 
+class TransientApiError(UserError):
+    """The API server could not answer now (unreachable, overloaded, restarting): a caller
+    that polls may try again; one that does not reports the sentence."""
+
+
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
+
 def _status_body(exc: ApiException) -> dict:
     try:
         return json.loads(exc.body) if exc.body else {}
@@ -92,10 +100,13 @@ class Kube:
                                 "choose another --name, or `fruitsctl delete` it first.") from None
             if exc.status == 422:
                 raise UserError(f"The cluster rejected the SparkApplication: {status.get('message', exc.reason)}") from None
+            if exc.status in TRANSIENT_STATUSES:
+                raise TransientApiError(f"The Kubernetes API at {self.host} answered {exc.status} {exc.reason}: it is "
+                                        "overloaded or restarting; try again in a moment.") from None
             raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise UserError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check that the "
-                            "cluster is running and --context / --kubeconfig point at it.") from None
+            raise TransientApiError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check "
+                                    "that the cluster is running and --context / --kubeconfig point at it.") from None
 
     # What a submission needs before the operator can run it
     def _exists(self, read) -> bool | None:
