@@ -1,4 +1,4 @@
-"""`fruitsctl report` and `fruitsctl evaluate`: look at a finished run (no Spark needed)."""
+"""`fruitsctl report`, `evaluate` and `export`: look at a finished run, or ship it to a phone (no Spark needed)."""
 
 import json
 from pathlib import Path
