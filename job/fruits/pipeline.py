@@ -253,8 +253,8 @@ def _applied_reduction(applied: PreviousRun, s3: S3Settings) -> Reduction:
 
 
 def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      store: Store, listing: Listing, tally: RunTally, rows: dict, applied: PreviousRun | None = None,
-                      applied_model: Reduction | None = None, warnings: list[str] | None = None) -> dict:
+                      store: Store, listing: Listing, tally: RunTally, rows: dict, applied: PreviousRun | None,
+                      applied_model: Reduction | None, warnings: list[str]) -> dict:
     """Error rows, scaler + PCA (fitted, or `applied`'s), and the result files; returns the
     manifest's result fields. `rows`: the feature rows to project, as project_rows's sources."""
     backbone = BACKBONES[config.model]
@@ -278,7 +278,6 @@ def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock,
             f"the reasons are in {output.child(ERRORS)}."
         )
 
-    warnings = [] if warnings is None else warnings
     k = config.k
     if not applied and k is not None and k > (most := max_components(tally.moments.n, backbone.feature_dim)):
         warnings.append(f"--k {k} asked for more components than {tally.moments.n} images of "
