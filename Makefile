@@ -37,7 +37,7 @@ ifneq ($(findstring podman,$(CONTAINER)),)
 export CONTAINERS_CONF ?= $(CURDIR)/images/podman/containers.conf
 endif
 VALUES     ?= charts/fruits-pipeline/ci/minikube-values.yaml
-OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fruits/cluster/kube.py)
+OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fruits/cluster/api_errors.py)
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
@@ -72,7 +72,7 @@ arch-check: install ## The image's locked dependencies have wheels for linux/amd
 install: $(BIN)/fruitsctl ## Create .venv/ with the job, fruitsctl and the test tools
 
 jars: install ## Fetch the S3A connector jars (checksums verified) into ~/.cache/fruits/jars
-	$(BIN)/python -m fruits.s3a_jars
+	$(BIN)/python -m fruits.io.s3a_jars
 
 run: install ## Run the job locally (demo data unless ARGS has --input)
 	$(BIN)/fruitsctl run $(ARGS)

@@ -138,9 +138,9 @@ class PeakRss:
 def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
     """The backbone alone on preprocessed arrays, in the runtime the pipeline uses, one
     thread (as in one Spark task)."""
-    from fruits.backbones import BACKBONES
-    from fruits.decode import decode_image
-    from fruits.featurize import load_model
+    from fruits.settings.backbones import BACKBONES
+    from fruits.inference.decode import decode_image
+    from fruits.inference.featurize import load_model
 
     backbone = BACKBONES["mobilenet_v2"]
     predict = load_model(backbone, size, str(WEIGHTS), 1, runtime)
@@ -156,8 +156,8 @@ def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
 def measure_decode(size: int, batch: int, images: int) -> dict:
     """Decoding, resizing and normalising alone, one thread: the per-image work that no
     pipeline can avoid before the model runs."""
-    from fruits.backbones import BACKBONES
-    from fruits.decode import decode_image
+    from fruits.settings.backbones import BACKBONES
+    from fruits.inference.decode import decode_image
 
     backbone = BACKBONES["mobilenet_v2"]
     data = [f.read_bytes() for f in sorted(SAMPLE.glob("*/*.jpg"))]
@@ -177,9 +177,9 @@ def measure_decode(size: int, batch: int, images: int) -> dict:
 def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, baked: bool = False) -> dict:
     import pyarrow.parquet as pq
 
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
-    from fruits.runtimes import BAKED_DIR_ENV, bake, local_cache_dir
+    from fruits.inference.runtimes import BAKED_DIR_ENV, bake, local_cache_dir
     from fruits.spark_session import local_spark
 
     # A truly cold start, like a fresh executor pod: no converted TFLite model on disk yet,
@@ -192,7 +192,7 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
     config = build_config({"input": dataset, "output": str(WORK / "unused"), "weights": str(WEIGHTS),
                            "image_size": size, "runtime": runtime})
     try:  # as fruitsctl does: the model prepared while Spark starts (older versions: within the run)
-        from fruits.featurize import ModelInBackground
+        from fruits.inference.featurize import ModelInBackground
         first = {"model": ModelInBackground(config)}
     except ImportError:
         first = {}
@@ -253,7 +253,7 @@ def _cpu_seconds(pid: int) -> float:
 def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> dict:
     """One warm run with its Python workers sampled by py-spy (active samples only, so their
     CPU time) and the JVM's and driver's CPU read from /proc: core-ms per image, by part."""
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
     from fruits.spark_session import local_spark
 
@@ -268,7 +268,7 @@ def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> d
 
     run(outputs[0])  # warm-up: workers started, model loaded
     tree = _descendants(os.getpid())
-    workers = [pid for pid, cmd in tree.items() if "-m fruits.spark_worker" in cmd]
+    workers = [pid for pid, cmd in tree.items() if "-m fruits.inference.spark_worker" in cmd]
     jvms = [pid for pid, cmd in tree.items() if "java" in cmd.split(" ")[0]]
     samples = WORK / f"profile-{os.getpid()}"
     samplers = [subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate",
@@ -303,7 +303,7 @@ def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> d
 def measure_stats(datasets: list[str], images_per_task: int) -> dict:
     """What the driver receives for the PCA statistics, at growing data and task counts (the
     tasks are many small ones on purpose: one per `images_per_task` images)."""
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
     from fruits.spark_session import local_spark
 
@@ -346,7 +346,7 @@ def measure_incremental(dataset: str, size: int, runtime: str, repeats: int, new
     `new_every`-th; then they arrive. Full run vs incremental run (--incremental-from the
     previous) on the same final input, alternately in one warm Spark session; job wall time
     (the manifest's total, Spark's start excluded: it is the same for both)."""
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
     from fruits.spark_session import local_spark
 
@@ -386,8 +386,8 @@ def measure_export(images: int = 300) -> dict:
     """fruitsctl export of a run on the Fruits-360 sample, float / dynamic / int8: file sizes,
     what the export measured, and single-thread LiteRT latency per photo (one at a time, as a
     phone runs it), next to the pipeline's core-ms per image in the same run."""
-    from fruits.config import DEFAULTS, build_config
-    from fruits.export import CLASSIFIER, FEATURIZER, LiteModel, export_run
+    from fruits.settings.config import DEFAULTS, build_config
+    from fruits.results.export import CLASSIFIER, FEATURIZER, LiteModel, export_run
     from fruits.pipeline import run_job
     from fruits.spark_session import local_spark
 
@@ -476,7 +476,7 @@ def main() -> None:
         print(json.dumps(measure(**json.loads(args.kwargs))))
         return
 
-    from fruits.config import DEFAULTS
+    from fruits.settings.config import DEFAULTS
 
     for needed in (SAMPLE, WEIGHTS):
         if not needed.exists():

@@ -26,7 +26,7 @@ def run_seeds(spark, input_path: str, output: str, weights: str, variance: float
     from tensorflow.keras.applications.mobilenet_v2 import MobileNetV2, preprocess_input
     from tensorflow.keras.preprocessing.image import img_to_array
 
-    from fruits.reduce import choose_k
+    from fruits.fit.reduce import choose_k
 
     sc = spark.sparkContext
     images = (spark.read.format("binaryFile").option("pathGlobFilter", "*.jpg")

@@ -1,11 +1,27 @@
-"""Shared fixtures: the ../shared test assets, one SparkSession per test run."""
+"""Shared fixtures: the ../shared test assets, one SparkSession per test run, and one private
+temporary folder per test run."""
 
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Everything the code under test puts in the temporary folder (the workers' converted-model
+# cache, TensorFlow's autograph files, run logs, pytest's own tmp_path) goes to a folder of
+# this test run, removed when it ends: no test sees what an earlier run left in /tmp, and none
+# leaves anything there. Set before any fixture starts the JVM, whose Python workers inherit it.
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="fruits-tests-"))
+os.environ["TMPDIR"] = str(SESSION_TMP)
+os.environ["FRUITS_LOG_DIR"] = str(SESSION_TMP / "logs")
+tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -45,7 +61,7 @@ def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     for name, value in TEST_KEYS.items():
         os.environ.setdefault(name, value)
-    from fruits.s3a_jars import jars_dir, verified_jars
+    from fruits.io.s3a_jars import jars_dir, verified_jars
     from fruits.spark_session import local_spark
 
     if not verified_jars():
@@ -61,7 +77,7 @@ def sample_run(spark, sample_dir, weights, tmp_path_factory):
     """The job on the Fruits-360 sample with default settings, once per test run."""
     import pyarrow.parquet as pq
 
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
 
     output = tmp_path_factory.mktemp("sample") / "out"

@@ -14,8 +14,8 @@ from helm_python import Chart, HelmError, lint
 from kubernetes_validate import validate as validate_core
 
 from fruits.cluster.manifest import camel, spark_application
-from fruits.cluster.settings import CLUSTER_FIELDS, SPARK_VERSION, ClusterConfig
-from fruits.config import FIELDS, JobConfig, build_config
+from fruits.cluster.settings import CLUSTER_FIELDS, spark_version, ClusterConfig
+from fruits.settings.config import FIELDS, JobConfig, build_config
 from fruits.spark_session import JOB_SPARK_CONF
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_chart_defaults_are_the_cli_defaults():
     cluster_defaults = {camel(name): getattr(cluster, name) for name in CLUSTER_FIELDS if name not in CHART_ONLY_CLUSTER}
     cluster_defaults["sparkConf"] = JOB_SPARK_CONF  # the chart shows the base conf the CLI adds
     assert values["cluster"] == cluster_defaults
-    assert values["sparkVersion"] == SPARK_VERSION
+    assert values["sparkVersion"] == spark_version()
 
 
 def settings_to_values(job: dict, cluster: dict) -> dict:

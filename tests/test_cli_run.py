@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from console_text import flat
 from fruits.cli import run as run_module
 from fruits.cli.main import app
-from fruits.demo_data import DEMO_CLASSES, make_demo_dataset
+from fruits.io.demo_data import DEMO_CLASSES, make_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -97,7 +97,7 @@ def test_the_progress_bar_counts_images_as_the_workers_finish_each_batch(spark, 
     bar moves while a task runs."""
     from rich.console import Console
 
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
     from fruits.progress import SparkProgress
 

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from console_text import flat
 from fruits.cli import cluster as cluster_cli
+from fruits.cluster import retry
 
 from fruits.cli.main import app
-from fruits.config import build_config
+from fruits.settings.config import build_config
 from fruits.entrypoint import argument_parser
 
 runner = CliRunner()
@@ -254,7 +255,7 @@ def test_submit_wait_rides_out_an_api_server_that_cannot_answer_for_a_while(kube
 
 
 def test_submit_wait_gives_up_on_an_api_server_gone_too_long_in_one_sentence(kube, monkeypatch):
-    monkeypatch.setattr(cluster_cli, "API_OUTAGE_LIMIT_S", 0.5)
+    monkeypatch.setattr(retry, "API_OUTAGE_LIMIT_S", 0.5)
     play(kube, "run-gone", [(0.05, lambda: setattr(kube, "unavailable", 10_000))])
     result = cli(kube, "submit", *JOB, "--name", "run-gone", "--wait", "--poll", "0.05")
     kube.unavailable = 0
@@ -314,6 +315,74 @@ def test_logs_and_events(finished):
     events = cli(finished, "events", "fr-a")
     text = flat(events.output)
     assert "Scheduled" in text and "OOMKilling" in text and "fr-b" not in text
+
+
+def running_driver(kube, name="fr-live"):
+    assert cli(kube, "submit", *JOB, "--name", name).exit_code == 0
+    kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "RUNNING"}, f"{name}-driver")
+    return f"{name}-driver"
+
+
+def log_requests(kube, pod):
+    return [query for path, query in kube.queries if path.endswith(f"/pods/{pod}/log")]
+
+
+@pytest.mark.parametrize("cut_after", [1, 2, 3, 4])
+def test_logs_follow_reconnects_after_a_dropped_stream_without_losing_or_repeating_a_line(kube, cut_after):
+    pod = running_driver(kube)
+    at = time.time_ns() - 10**9
+    kube.log("default", pod, "line 1", at=at)
+    kube.log("default", pod, "line 2", "line 3", "line 4", at=at + 1000)  # one timestamp: told apart by their order
+    kube.log("default", pod, "line 5", close=True)
+    kube.set_status("default", "fr-live", "COMPLETED", driver=pod, ended=True)
+    kube.cut_streams = [cut_after]
+    result = cli(kube, "logs", "fr-live", "-f")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"line {n}" for n in range(1, 6)]
+    first, again = log_requests(kube, pod)
+    assert first["follow"] == "True" and first["timestamps"] == "True" and "sinceSeconds" not in first
+    assert 30 <= int(again["sinceSeconds"]) <= 35  # the seconds since the last line shown, plus the margin
+
+
+def test_logs_follow_gives_up_in_one_sentence_when_the_api_stays_away(kube, monkeypatch):
+    monkeypatch.setattr(retry, "API_OUTAGE_LIMIT_S", 0.5)
+    pod = running_driver(kube)
+    kube.log("default", pod, "line 1", "line 2")
+    kube.cut_streams, kube.unavailable_after_cut = [1], 10_000
+    result = cli(kube, "logs", "fr-live", "-f")
+    kube.unavailable = 0
+    assert result.exit_code == 2 and "line 1" in result.output.splitlines(), result.output
+    assert ("The log of pod fr-live-driver stopped and could not be read again for 0 s (the Kubernetes API at "
+            "http://127.0.0.1:") in flat(result.output)
+    assert "answered 503 Service Unavailable): `fruitsctl logs` shows it once the API answers." in flat(result.output)
+
+
+def test_events_follow_watches_resumes_a_dropped_watch_and_lists_again_after_410_gone(kube):
+    pod = running_driver(kube)
+    kube.event("default", "Pod", pod, "Scheduled", "assigned to node-1")
+    kube.event("default", "Pod", "someone-else", "Pulled", "not ours")
+
+    def finish():
+        kube.event("default", "Pod", f"{pod[:-7]}-exec-2", "Started", "executor 2 started")
+        kube.set_status("default", "fr-live", "COMPLETED", driver=pod, ended=True)
+
+    kube.on_watch = {
+        1: lambda: (kube.event("default", "Pod", pod, "Pulled", "image present"),
+                    kube.event("default", "Pod", f"{pod[:-7]}-exec-1", "OOMKilling", "out of memory", "Warning")),
+        2: lambda: (kube.repeat_event(0), kube.compact()),  # Scheduled again; versions before now forgotten
+        3: finish,
+    }
+    kube.cut_streams = [1]  # the first watch drops after one event
+    result = cli(kube, "events", "fr-live", "-f", "--poll", "1")
+    assert result.exit_code == 0, result.output
+    lines = [flat(line) for line in result.output.splitlines()]
+    reasons = [next(r for r in ("Scheduled", "Pulled", "OOMKilling", "Started") if f" {r} " in line) for line in lines]
+    # listed; watched until the drop; listed again after 410 (by time, then name); watched
+    assert reasons[:2] == ["Scheduled", "Pulled"] and sorted(reasons[2:4]) == ["OOMKilling", "Scheduled"], lines
+    assert reasons[4:] == ["Started"], lines
+    assert sum(line.endswith("assigned to node-1 (x2)") for line in lines) == 1 and "not ours" not in result.output
+    watches = [q for path, q in kube.queries if path.endswith("/events") and q.get("watch")]
+    assert [w["resourceVersion"] for w in watches] == ["2", "3", "5"]  # listed at 2; resumed at 3; listed again at 5
 
 
 def test_delete(finished):

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from fruits.config import DEFAULTS, JobConfig, build_config, load_config_file, to_argv
+from fruits.settings.config import DEFAULTS, JobConfig, build_config, load_config_file, to_argv
 from fruits.entrypoint import argument_parser
-from fruits.errors import UserError
+from fruits.settings.errors import UserError
 
 
 def test_defaults_need_no_input():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from image_files import odd_files
 
-from fruits.decode import BadImage, decode_image
+from fruits.inference.decode import BadImage, decode_image
 
 FILES = odd_files()
 
@@ -42,8 +42,8 @@ def test_transparency_is_composited_on_white():
 
 
 def test_tflite_and_tensorflow_runtimes_give_the_same_features(sample_dir, weights):
-    from fruits.backbones import BACKBONES
-    from fruits.featurize import featurize_batch, load_model
+    from fruits.settings.backbones import BACKBONES
+    from fruits.inference.featurize import featurize_batch, load_model
 
     backbone = BACKBONES["mobilenet_v2"]
     images = np.stack([decode_image(p.read_bytes(), 96) for p in sorted(sample_dir.glob("*/*.jpg"))[::60]])
@@ -58,7 +58,7 @@ def test_tflite_and_tensorflow_runtimes_give_the_same_features(sample_dir, weigh
 def test_preprocessing_equals_keras_preprocess_input(name):
     import importlib
 
-    from fruits.backbones import BACKBONES
+    from fruits.settings.backbones import BACKBONES
 
     backbone = BACKBONES[name]
     images = np.random.default_rng(0).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
@@ -85,7 +85,7 @@ def _exif_rotated_jpeg() -> bytes:
 def test_the_fast_jpeg_path_gives_pillows_pixels(subsampling, mode, progressive):
     from image_files import _gradient, jpeg_bytes
 
-    from fruits.decode import _fast_jpeg, decode_with_pillow
+    from fruits.inference.decode import _fast_jpeg, decode_with_pillow
 
     data = jpeg_bytes(_gradient((100, 100)).convert(mode), subsampling=subsampling, progressive=progressive)
     for size in (96, 100, 160):  # downscaled, as is, upscaled
@@ -95,7 +95,7 @@ def test_the_fast_jpeg_path_gives_pillows_pixels(subsampling, mode, progressive)
 
 
 def test_the_fast_path_gives_pillows_pixels_on_real_photos(sample_dir):
-    from fruits.decode import _fast_jpeg, decode_with_pillow
+    from fruits.inference.decode import _fast_jpeg, decode_with_pillow
 
     for path in sorted(sample_dir.glob("*/*.jpg"))[::40]:
         data = path.read_bytes()
@@ -104,13 +104,13 @@ def test_the_fast_path_gives_pillows_pixels_on_real_photos(sample_dir):
 
 @pytest.mark.parametrize("name", ["cmyk.jpg", "large_photo.jpeg", "truncated.jpg", "rgba.png"])
 def test_what_the_fast_path_cannot_match_is_left_to_pillow(name):
-    from fruits.decode import _fast_jpeg
+    from fruits.inference.decode import _fast_jpeg
 
     assert _fast_jpeg(FILES[name][0], 96) is None
 
 
 def test_exif_orientation_is_applied():
-    from fruits.decode import _fast_jpeg
+    from fruits.inference.decode import _fast_jpeg
 
     data = _exif_rotated_jpeg()
     assert _fast_jpeg(data, 32) is None

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from fruits.cluster.settings import CLUSTER_FIELDS
-from fruits.config import FIELDS, flag
+from fruits.settings.config import FIELDS, flag
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

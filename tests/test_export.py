@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from console_text import flat
 from fruits.cli.main import app
-from fruits.config import DEFAULTS
-from fruits.export import CLASSIFIER, EXPORT_JSON, FEATURIZER, LABELS, export_run
-from fruits.output import IN_PROGRESS, MANIFEST
+from fruits.settings.config import DEFAULTS
+from fruits.results.export import CLASSIFIER, EXPORT_JSON, FEATURIZER, LABELS, export_run
+from fruits.io.output import IN_PROGRESS, MANIFEST
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -94,7 +94,7 @@ def test_an_s3_run_exports_too(s3_run_for_export, tmp_path):
 def s3_run_for_export(spark, s3_server, sample_dir, weights):
     import boto3
 
-    from fruits.config import build_config
+    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
 
     s3 = boto3.client("s3")

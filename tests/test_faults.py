@@ -17,13 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from console_text import flat
-from fruits.s3_settings import S3Settings
+from fruits.io.s3_settings import S3Settings
 from fruits.cli.main import app
-from fruits.config import build_config
-from fruits.errors import UserError
-from fruits.output import IN_PROGRESS, MANIFEST, STAGED, check_separate
+from fruits.settings.config import build_config
+from fruits.settings.errors import UserError
+from fruits.io.output import IN_PROGRESS, MANIFEST, STAGED, check_separate
 from fruits.pipeline import run_job
-from fruits.storage import Store
+from fruits.io.storage import Store
 
 FRUITSCTL = str(Path(sys.executable).parent / "fruitsctl")
 FAULTS = Path(__file__).parent / "faults"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from fruits.cluster.settings import JOB_FILE, SPARK_UID, SPARK_VERSION
-from fruits.config import DEFAULTS
+from fruits.cluster.settings import JOB_FILE, SPARK_UID, spark_version
+from fruits.settings.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "images" / "Dockerfile").read_text()
@@ -28,7 +28,7 @@ def test_hadolint_is_clean():
 def test_spark_version_agrees_with_the_pyspark_pin_and_the_chart():
     pin = re.search(r'"pyspark==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     chart = yaml.safe_load((ROOT / "charts" / "fruits-pipeline" / "values.yaml").read_text())["sparkVersion"]
-    assert arg("SPARK_VERSION") == pin == SPARK_VERSION == chart
+    assert arg("SPARK_VERSION") == pin == spark_version() == chart
     assert arg("BASE_IMAGE") == "localhost/spark-base:${SPARK_VERSION}"  # make spark-base's tag, as the Makefile's
     makefile = (ROOT / "Makefile").read_text()
     assert "SPARK_BASE := localhost/spark-base:$(SPARK_VERSION)" in makefile and "BASE_IMAGE ?= $(SPARK_BASE)" in makefile
@@ -40,10 +40,10 @@ def test_the_baked_weights_are_for_the_default_image_size():
 
 
 def test_the_image_bakes_weights_and_model_where_the_job_looks_for_them():
-    from fruits.backbones import WEIGHTS_DIR_ENV
-    from fruits.runtimes import BAKED_DIR_ENV
+    from fruits.settings.backbones import WEIGHTS_DIR_ENV
+    from fruits.inference.runtimes import BAKED_DIR_ENV
 
-    assert re.search(r"python -m fruits.runtimes\s+\\\s+--image-size \"\$\{IMAGE_SIZE\}\" --weights-dir "
+    assert re.search(r"python -m fruits.inference.runtimes\s+\\\s+--image-size \"\$\{IMAGE_SIZE\}\" --weights-dir "
                      r"/opt/fruits/weights --tflite-dir /opt/fruits/tflite", DOCKERFILE)
     for folder, variable in (("weights", WEIGHTS_DIR_ENV), ("tflite", BAKED_DIR_ENV)):
         assert f"COPY --from=build /opt/fruits/{folder} /opt/fruits/{folder}" in DOCKERFILE
@@ -56,7 +56,7 @@ def test_python_dependencies_and_jars_come_from_the_project_definitions():
     assert DOCKERFILE.index("requirements.lock") < DOCKERFILE.index("COPY job /src/job")  # deps before code
     pins = re.findall(r"pip install[^\n]*?([\w-]+)==", DOCKERFILE)
     assert pins == ["pip"]  # only the installer itself is pinned here
-    assert "python -m fruits.s3a_jars" in DOCKERFILE  # the SHA-256-verified jars the tests use
+    assert "python -m fruits.io.s3a_jars" in DOCKERFILE  # the SHA-256-verified jars the tests use
 
 
 def test_runs_as_the_spark_user_with_the_job_where_manifests_point():

@@ -16,12 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from fruits.cli.main import app
-from fruits.config import build_config
-from fruits.errors import UserError
-from fruits.model_files import load_reduction
-from fruits.output import IN_PROGRESS, MANIFEST
+from fruits.settings.config import build_config
+from fruits.settings.errors import UserError
+from fruits.fit.model_files import load_reduction
+from fruits.io.output import IN_PROGRESS, MANIFEST
 from fruits.pipeline import run_job
-from fruits.storage import Store
+from fruits.io.storage import Store
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 from image_files import odd_files, write_files
 
-from fruits.config import build_config
-from fruits.errors import UserError
-from fruits.output import IN_PROGRESS
+from fruits.settings.config import build_config
+from fruits.settings.errors import UserError
+from fruits.io.output import IN_PROGRESS
 from fruits.pipeline import run_job
 
 ODD_LABEL, GOOD_LABEL = "Pomme été", "Crème brûlée"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fruits.reduce import apply_reduction, load_reduction_model
+from fruits.fit.reduce import apply_reduction, load_reduction_model
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fruits.moments import Moments
-from fruits.reduce import choose_k, fit_reduction
+from fruits.fit.moments import Moments
+from fruits.fit.reduce import choose_k, fit_reduction
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from console_text import flat
 from fruits.cli.main import app
-from fruits.evaluate import evaluate, split_rows
+from fruits.results.evaluate import evaluate, split_rows
 
 runner = CliRunner()
 
@@ -90,7 +90,7 @@ def test_the_split_column_is_used_when_the_run_has_one():
 
 
 def test_evaluate_states_its_memory_limit():
-    from fruits.errors import UserError
+    from fruits.settings.errors import UserError
 
     with pytest.raises(UserError, match="more than evaluate holds in memory .* pass --sample"):
         evaluate(["a"] * 20, [None] * 20, [[float(i)] for i in range(20)], max_rows=10)

@@ -4,8 +4,8 @@ Keras when one is found."""
 import numpy as np
 import pytest
 
-from fruits import featurize, runtimes
-from fruits.backbones import BACKBONES, Backbone
+from fruits.inference import featurize, runtimes
+from fruits.settings.backbones import BACKBONES, Backbone
 
 
 @pytest.fixture
@@ -69,8 +69,8 @@ def test_tf_runtime_weights_are_fetched_once_on_the_driver_and_loaded_from_the_s
     never reaching for the internet themselves."""
     from types import SimpleNamespace
 
-    from fruits.backbones import WEIGHTS_DIR_ENV
-    from fruits.config import JobConfig
+    from fruits.settings.backbones import WEIGHTS_DIR_ENV
+    from fruits.settings.config import JobConfig
 
     monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
     monkeypatch.setattr(runtimes, "local_cache_dir", lambda: tmp_path / "worker-cache")

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from console_text import flat
 from fruits.cli.main import app
-from fruits.config import build_config
-from fruits.errors import UserError
-from fruits.output import IN_PROGRESS
+from fruits.settings.config import build_config
+from fruits.settings.errors import UserError
+from fruits.io.output import IN_PROGRESS
 from fruits.pipeline import run_job
 
 BUCKET = "fruits"

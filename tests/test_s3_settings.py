@@ -3,9 +3,9 @@ configuration and pyarrow's options from it agree, for every credentials mode.""
 
 import pytest
 
-from fruits.config import build_config
-from fruits.errors import UserError
-from fruits.s3_settings import PROVIDERS, S3Settings
+from fruits.settings.config import build_config
+from fruits.settings.errors import UserError
+from fruits.io.s3_settings import PROVIDERS, S3Settings
 
 
 def conf(environ=None, **options):

@@ -13,10 +13,10 @@ import pytest
 from pyspark import cloudpickle
 from typer.testing import CliRunner
 
-from fruits.s3_settings import S3Settings
+from fruits.io.s3_settings import S3Settings
 from fruits.cli.main import app
-from fruits.config import build_config
-from fruits.storage import Store
+from fruits.settings.config import build_config
+from fruits.io.storage import Store
 
 CANARY = "canary-secret-7Qx2b9Lw"
 BUCKET = "canary"

@@ -1,10 +1,10 @@
-"""The Python worker daemon the job's Spark sessions use (fruits.spark_worker)."""
+"""The Python worker daemon the job's Spark sessions use (fruits.inference.spark_worker)."""
 
 import sys
 
 
 def test_python_workers_run_our_daemon_and_skip_the_zip_reread(spark):
-    """fruits.spark_worker is the workers' daemon (spark.python.daemon.module): the per-task
+    """fruits.inference.spark_worker is the workers' daemon (spark.python.daemon.module): the per-task
     importlib.invalidate_caches() no longer re-reads pyspark's zip, and imports still work."""
     def probe(_):
         import importlib

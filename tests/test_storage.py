@@ -5,10 +5,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from fruits.s3_settings import S3Settings
-from fruits.config import build_config
-from fruits.storage import Store
-from fruits.vectors import from_arrow, to_arrow
+from fruits.io.s3_settings import S3Settings
+from fruits.settings.config import build_config
+from fruits.io.storage import Store
+from fruits.io.vectors import from_arrow, to_arrow
 
 TABLE = pa.table({"path": ["a", "b"], "features": to_arrow(np.arange(6, dtype=np.float32).reshape(2, 3))})
 

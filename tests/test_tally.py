@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from collections import Counter
 
-from fruits.moments import BLOCK_ROWS, Moments, MomentsBuilder
-from fruits.tally import PartitionTally, RunTally
+from fruits.fit.moments import BLOCK_ROWS, Moments, MomentsBuilder
+from fruits.fit.tally import PartitionTally, RunTally
 
 
 def rows(n: int, seed: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def test_empty_moments_merge_to_the_other_side():
     some = Moments.of(rows(10, 5))
     assert Moments.empty().merge(some) is some and some.merge(Moments.empty()) is some
     with pytest.raises(ValueError):
-        from fruits.reduce import fit_reduction
+        from fruits.fit.reduce import fit_reduction
 
         fit_reduction(Moments.of(rows(1, 6)), k=None, variance=0.9)
 

@@ -1,3 +1,14 @@
-"""Fruits! feature pipeline: images -> CNN features -> standardized PCA vectors."""
+"""Fruits! feature pipeline: images -> CNN features -> standardized PCA vectors.
+
+One folder per stage, in the order the data flows: `settings` (every option, defined once),
+`io` (files and S3, the run's layout, listing the input), `inference` (decode, CNN, the
+featurize stage), `fit` (statistics, scaler + PCA, the projection), `results` (finished runs:
+report, evaluate, export, what a later run reuses); the modules at this level run the job
+(`pipeline`: the stages in order, `spark_session`, `entrypoint` for spark-submit,
+`progress`); `cluster` and `cli` drive it from outside. A stage imports only the stages its
+docstring names, never `cluster` or `cli` (tests/test_layout.py holds the code to it).
+
+May import: settings, io, fit, inference, results.
+"""
 
 __version__ = "0.1.0"

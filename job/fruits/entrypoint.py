@@ -9,8 +9,8 @@ import json
 import sys
 
 from fruits import __version__
-from fruits.config import FIELDS, build_config, flag, load_config_file, value_type
-from fruits.errors import EXIT_USER_ERROR, UserError
+from fruits.settings.config import FIELDS, build_config, flag, load_config_file, value_type
+from fruits.settings.errors import EXIT_USER_ERROR, UserError
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(*layers, args)
         print(f"Fruits! job {__version__}: {config.input} -> {config.output} ({config.model}, {config.image_size} px, "
               f"{config.runtime})", file=sys.stderr, flush=True)
-        from fruits.featurize import ModelInBackground
+        from fruits.inference.featurize import ModelInBackground
         from fruits.pipeline import run_job  # after argument checks: imports Spark
-        from fruits.previous_run import with_applied_settings
+        from fruits.results.previous_run import with_applied_settings
         from fruits.spark_session import submitted_spark
 
         config = with_applied_settings(config)  # --apply-model: that run's backbone settings

@@ -12,22 +12,22 @@ from importlib import metadata
 from pyspark.sql import SparkSession
 
 from fruits import __version__
-from fruits.backbones import BACKBONES
-from fruits.config import LATEST, JobConfig
-from fruits.errors import UserError, worker_errors_as_user_errors
-from fruits.featurize import ModelInBackground, featurize, plan_tasks
-from fruits.ingest import Listing, list_images
-from fruits.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, MOMENTS_FILE, STAGED, RunOutput, check_separate,
+from fruits.settings.backbones import BACKBONES
+from fruits.settings.config import LATEST, JobConfig
+from fruits.settings.errors import UserError, worker_errors_as_user_errors
+from fruits.inference.featurize import ModelInBackground, featurize, plan_tasks
+from fruits.io.ingest import Listing, list_images
+from fruits.io.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, MOMENTS_FILE, STAGED, RunOutput, check_separate,
                            part_file, same_place)
 from fruits.progress import StageClock
-from fruits.model_files import load_reduction, save_pipeline_model
-from fruits.previous_run import (PreviousRun, ReusePlan, check_same_space, finished_run, latest_run, plan_reuse,
+from fruits.fit.model_files import load_reduction, save_pipeline_model
+from fruits.results.previous_run import (PreviousRun, ReusePlan, check_same_space, finished_run, latest_run, plan_reuse,
                                  saved_tally, tally_rows, with_applied_settings)
-from fruits.reduce import Reduction, fit_reduction, max_components, project_rows
-from fruits.s3_settings import S3Settings
+from fruits.fit.reduce import Reduction, fit_reduction, max_components, project_rows
+from fruits.io.s3_settings import S3Settings
 from fruits.spark_session import configure_s3a
-from fruits.storage import Store, storage_errors_as_user_errors
-from fruits.tally import RunTally, merge_stats, stats_file
+from fruits.io.storage import Store, storage_errors_as_user_errors
+from fruits.fit.tally import RunTally, merge_stats, stats_file
 
 # ~5 s of CNN work at 96 px: a task's own cost (~0.2 s: launch, the hand-over to Python, its
 # moments through the accumulator) stays under 5%. On 2 592 images, 2 tasks ran as fast as 4, 15%

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from fruits.progress_counter import ImageCounter
+from fruits.inference.progress_counter import ImageCounter
 
 
 class StageClock:
@@ -18,7 +18,7 @@ class StageClock:
     @contextmanager
     def stage(self, name: str, images: int | None = None):
         """Time a stage; `images` is how many images it reads, where it reads them. Yields
-        where the stage's workers may report images done (fruits.progress_counter), or None."""
+        where the stage's workers may report images done (fruits.inference.progress_counter), or None."""
         start = time.perf_counter()
         try:
             yield None

@@ -7,17 +7,16 @@ from contextlib import contextmanager
 
 from typing import TYPE_CHECKING
 
-from fruits.config import JobConfig
-from fruits.errors import UserError
-from fruits.s3_settings import S3Settings, is_s3
-from fruits.s3a_jars import verified_jars
+from fruits.settings.config import JobConfig
+from fruits.settings.errors import UserError
+from fruits.io.s3_settings import S3Settings, is_s3
 
 if TYPE_CHECKING:  # pyspark is imported where a session is built: the CLI starts without it
     from pyspark.sql import SparkSession
 
 # What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
 # workers (so the model cache survives between tasks), quiet TensorFlow in workers, and
-# our worker daemon (fruits.spark_worker: pyspark's, minus 0.1-0.2 s per task).
+# our worker daemon (fruits.inference.spark_worker: pyspark's, minus 0.1-0.2 s per task).
 JOB_SPARK_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.python.worker.reuse": "true",
@@ -25,7 +24,7 @@ JOB_SPARK_CONF = {
     # Arrow's buffers in the Python workers on malloc instead of jemalloc, which keeps freed
     # memory: worker peaks 347-361 MB against 370-377 on 2 592 images (two runs each).
     "spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL": "system",
-    "spark.python.daemon.module": "fruits.spark_worker",
+    "spark.python.daemon.module": "fruits.inference.spark_worker",
 }
 
 # Local mode only (the embedded default of `fruitsctl run`).
@@ -58,6 +57,8 @@ def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = 
 
     builder = SparkSession.builder.appName("fruits").master(master)
     conf = {**JOB_SPARK_CONF, **LOCAL_SPARK_CONF}
+    from fruits.io.s3a_jars import verified_jars  # tarfile, hashlib: not at fruitsctl's start
+
     if jars := verified_jars():  # the S3A connector, when `make jars` fetched it
         conf["spark.jars"] = ",".join(str(jar) for jar in jars)
     extra_conf = extra_conf or {}

@@ -1,4 +1,4 @@
-"""A Spark Python worker daemon for the fault tests: the job's own daemon (fruits.spark_worker),
+"""A Spark Python worker daemon for the fault tests: the job's own daemon (fruits.inference.spark_worker),
 except that the first worker to start a task, machine-wide, kills itself with SIGKILL, as the
 OOM killer would. "First" is decided by creating the file $FRUITS_TEST_KILL_MARKER.
 
@@ -10,7 +10,7 @@ import signal
 
 import pyspark.daemon as daemon
 
-import fruits.spark_worker  # noqa: F401 - the job's daemon patches, as in a real run
+import fruits.inference.spark_worker  # noqa: F401 - the job's daemon patches, as in a real run
 
 _run_task = daemon.worker_main
 

@@ -1,5 +1,5 @@
 """A Spark Python worker daemon for the lean-executor tests: the job's own daemon
-(fruits.spark_worker), except that importing TensorFlow or Keras in a worker fails the task.
+(fruits.inference.spark_worker), except that importing TensorFlow or Keras in a worker fails the task.
 
     spark.python.daemon.module=no_tensorflow_worker   (with this folder on PYTHONPATH)
 """
@@ -9,7 +9,7 @@ from importlib.abc import MetaPathFinder
 
 import pyspark.daemon as daemon
 
-import fruits.spark_worker  # noqa: F401 - the job's daemon patches, as in a real run
+import fruits.inference.spark_worker  # noqa: F401 - the job's daemon patches, as in a real run
 
 FORBIDDEN = ("tensorflow", "keras", "tf_keras")
 

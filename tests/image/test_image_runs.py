@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from image_containers import BUCKET, containers, record, s3_job_env, s3_sample  # noqa: F401 - fixtures
 from fruits import __version__
 from fruits.cli.main import app
-from fruits.cluster.settings import SPARK_VERSION
-from fruits.config import build_config
-from fruits.results import open_run
+from fruits.cluster.settings import spark_version
+from fruits.settings.config import build_config
+from fruits.results.finished_run import open_run
 
 pytestmark = pytest.mark.image
 JOB = "/opt/fruits/job/main.py"
@@ -52,9 +52,9 @@ def test_spark_python_and_the_job_agree_inside_the_image(containers):
                           options=containers.hardened())
     assert done.returncode == 0, done.stdout + done.stderr
     spark_line, python_line, dropped = done.stdout.strip().splitlines()
-    assert spark_line.split()[-1] == SPARK_VERSION  # the JVM Spark in /opt/spark
+    assert spark_line.split()[-1] == spark_version()  # the JVM Spark in /opt/spark
     version_info, fruits_file, pyspark_version = json.loads(python_line)
-    assert pyspark_version == SPARK_VERSION  # the venv's pyspark
+    assert pyspark_version == spark_version()  # the venv's pyspark
     assert version_info[:2] == [3, 11] and version_info[3] == "final", version_info
     assert fruits_file.startswith("/opt/fruits/venv/")
     assert dropped == "2"  # the wheel's copy of Spark's jars and TensorFlow's headers are left out

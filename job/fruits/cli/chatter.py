@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fruits.cli.console import console, error_console
-from fruits.errors import UserError
+from fruits.settings.errors import UserError
 
 LOG_DIR_ENV = "FRUITS_LOG_DIR"
 

@@ -2,22 +2,21 @@
 
 import json
 import shlex
-import shutil
-import subprocess
 import threading
 import time
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-import yaml
 
-from fruits.cli.console import (apps_table, console, events_table, print_error, print_note, print_warning,
+from fruits.cli.console import (apps_table, console, event_line, events_table, print_error, print_note, print_warning,
                                 state_line, status_table, styled)
-from fruits.cluster import states
+from fruits.cluster import retry, states
+from fruits.cluster.api_errors import TransientApiError, operator_hint
+from fruits.cluster.retry import Outage
 from fruits.cluster.manifest import APP_LABEL, APP_NAME, spark_application
 from fruits.cluster.settings import ClusterConfig
-from fruits.config import JobConfig
-from fruits.errors import UserError
+from fruits.settings.config import JobConfig
+from fruits.settings.errors import UserError
 
 if TYPE_CHECKING:
     from fruits.cluster.kube import Kube
@@ -40,16 +39,20 @@ def _kube(kubeconfig: str | None, context: str | None) -> "Kube":
     return Kube(kubeconfig, context)
 
 
-def _operator_hint(namespace: str) -> str:
-    from fruits.cluster.kube import operator_hint
+def _reader(kubeconfig: str | None, context: str | None):
+    """For the commands that only read: plain reads where the kubeconfig allows
+    (fruits.cluster.reads: fruitsctl starts without the official client), else the client."""
+    from fruits.cluster.reads import connect
 
-    return operator_hint(namespace)
+    return connect(kubeconfig, context) or _kube(kubeconfig, context)
 
 
 def _dump(obj, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(obj, indent=2, default=str)
     if fmt == "yaml":
+        import yaml
+
         return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
     raise UserError(f"--format must be yaml or json; got {fmt!r}.")
 
@@ -73,32 +76,23 @@ def render(config: JobConfig, cluster: ClusterConfig,
 # get one (no operator watches its namespace).
 NO_STATUS_WARNING_S = 60.0
 DRIVER_POD_POLL_S = 2.0  # `logs -f` before the driver pod exists
-# An API server that cannot answer (a blip, a control-plane upgrade) is asked again, backing
-# off up to RETRY_MAX_S between tries, for at most API_OUTAGE_LIMIT_S in a row.
-API_OUTAGE_LIMIT_S = 120.0
-RETRY_MAX_S = 10.0
 
 
 def _app_through_outages(kube: "Kube", namespace: str, name: str, poll: float) -> dict:
-    """kube.get_app, asked again while the API server cannot answer, within API_OUTAGE_LIMIT_S."""
-    from fruits.cluster.kube import TransientApiError
-
-    started, delay, noted = time.monotonic(), max(poll, 0.05), False
+    """kube.get_app, asked again while the API server cannot answer (fruits.cluster.retry)."""
+    outage = Outage(first_delay_s=max(poll, 0.05))
     while True:
         try:
             app = kube.get_app(namespace, name)
-            if noted:
+            if outage.ongoing:
                 print_note("The Kubernetes API answers again.")
             return app
         except TransientApiError as exc:
-            if time.monotonic() - started + delay > API_OUTAGE_LIMIT_S:
-                raise UserError(f"{exc} (no answer for {API_OUTAGE_LIMIT_S:.0f} s; the run goes on: follow it "
-                                f"with `fruitsctl wait {name} -n {namespace}`)") from None
-            if not noted:
-                print_warning(f"{exc} Asking again for up to {API_OUTAGE_LIMIT_S:.0f} s.")
-                noted = True
-            time.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+            if not outage.ongoing:
+                print_warning(f"{exc} Asking again for up to {retry.API_OUTAGE_LIMIT_S:.0f} s.")
+            if not outage.wait():
+                raise UserError(f"{exc} (no answer for {retry.API_OUTAGE_LIMIT_S:.0f} s; the run goes on: follow "
+                                f"it with `fruitsctl wait {name} -n {namespace}`)") from None
 
 
 def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
@@ -113,14 +107,14 @@ def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float,
             last = (state, executors)
         if not warned and not states.has_status(app) and time.monotonic() - started > NO_STATUS_WARNING_S:
             print_warning(f"{name} has no status after {NO_STATUS_WARNING_S:.0f} s: no spark-operator seems to watch "
-                          f"namespace {namespace!r}. Install or reconfigure it: {_operator_hint(namespace)}.")
+                          f"namespace {namespace!r}. Install or reconfigure it: {operator_hint(namespace)}.")
             warned = True
         if state == "SUBMISSION_FAILED" and states.error_message(app):
             print_note(f"submission failed (the operator retries): {states.error_message(app)}")
         pod = states.driver_pod(app)
         if logs and log_thread is None and pod and state not in ("NEW", "SUBMITTED", "SUBMISSION_FAILED"):
             def stream(pod=pod):
-                for line in kube.pod_log(namespace, pod, follow=True):
+                for line in kube.follow_pod_log(namespace, pod):
                     console.print(styled(("driver | ", "dim"), line), soft_wrap=True)
             log_thread = threading.Thread(target=stream, daemon=True)
             log_thread.start()
@@ -177,7 +171,7 @@ def wait(name: NameArgument,
 def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: FormatOption = None,
            kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
     """State, attempts, driver pod, UI address, executors and error message of a run."""
-    app = _kube(kubeconfig, context).get_app(namespace, name)
+    app = _reader(kubeconfig, context).get_app(namespace, name)
     if fmt:
         print(_dump(app, fmt))
     else:
@@ -188,7 +182,7 @@ def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: Form
 def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
               kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
     """The pipeline's runs in the namespace: name, state, age, duration."""
-    apps = _kube(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
+    apps = _reader(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
     apps.sort(key=lambda a: a["metadata"].get("creationTimestamp") or "", reverse=True)
     if fmt:
         print(_dump([a for a in apps], fmt))
@@ -217,28 +211,29 @@ def logs(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "
     if not pod:
         raise UserError(f"{name} has no driver pod (state {states.state(app)}): `fruitsctl wait {name} --logs` "
                         "follows it from submission on.")
-    for line in kube.pod_log(namespace, pod, follow=follow_):
+    for line in (kube.follow_pod_log(namespace, pod) if follow_ else kube.pod_log(namespace, pod)):
         print(line)
 
 
 def events(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep watching.")] = False,
-           poll: Annotated[float, typer.Option(help="Seconds between checks with --follow.")] = 3.0,
+           poll: Annotated[float, typer.Option(help="With --follow: seconds between checks whether the run ended.")] = 3.0,
            namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
            context: ContextOption = None) -> None:
     """Kubernetes events of the run and its pods (scheduling, image pulls, OOM kills ...)."""
     kube = _kube(kubeconfig, context)
     kube.get_app(namespace, name)  # a clear error if there is no such run
-    seen: set[str] = set()
-    while True:
-        fresh = [e for e in kube.events(namespace, name) if e.metadata.uid not in seen]
-        seen.update(e.metadata.uid for e in fresh)
-        if fresh:
-            console.print(events_table(fresh))
-        elif not follow_:
+    if not follow_:
+        found = kube.events(namespace, name)
+        if found:
+            console.print(events_table(found))
+        else:
             print_note(f"No events for {name} (Kubernetes keeps events for about an hour).")
-        if not follow_ or states.is_final(kube.get_app(namespace, name)):
+        return
+    for fresh in kube.watch_events(namespace, name, window_s=max(1, round(poll))):
+        for event in fresh:
+            console.print(event_line(event), soft_wrap=True)
+        if not fresh and states.is_final(_app_through_outages(kube, namespace, name, poll)):
             return
-        time.sleep(poll)
 
 
 def delete(name: NameArgument, namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
@@ -265,6 +260,9 @@ def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")
     if print_command:
         print(shlex.join(command))
         return
+    import shutil
+    import subprocess
+
     if not shutil.which("kubectl"):
         raise UserError("`fruitsctl ui` needs kubectl on the PATH: install it (https://kubernetes.io/docs/tasks/tools/).")
     console.print(styled(f"Spark UI of {name}: ", (f"http://localhost:{port}", "bold"), "  (Ctrl-C to stop)"))

@@ -186,3 +186,12 @@ def events_table(events) -> Table:
                       f"{event.involved_object.kind}/{event.involved_object.name}", event.reason or "",
                       event.message or "")
     return table
+
+
+def event_line(event) -> Text:
+    """One event as it happens (`events --follow`): time, type, object, reason, message, repeats."""
+    when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+    repeats = f" (x{event.count})" if (event.count or 1) > 1 else ""
+    return styled(f"{when or ''}  ", (str(event.type), "red" if event.type == "Warning" else ""),
+                  f"  {event.involved_object.kind}/{event.involved_object.name}  ", (event.reason or "", "bold"),
+                  f"  {event.message or ''}{repeats}")

@@ -5,7 +5,7 @@ cluster and S3 commands run on the base alone."""
 import re
 from importlib import metadata
 
-from fruits.errors import UserError
+from fruits.settings.errors import UserError
 
 DISTRIBUTION, EXTRA = "fruits-pipeline", "job"
 

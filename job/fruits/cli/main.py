@@ -10,7 +10,7 @@ from fruits.cluster.settings import ClusterConfig
 from fruits.cli.results import evaluate_command, export_command, report
 from fruits.cli.run import NOT_FOR_TRANSFORM, demo_data, run, transform
 from fruits.cli.upload import upload
-from fruits.errors import EXIT_USER_ERROR, UserError
+from fruits.settings.errors import EXIT_USER_ERROR, UserError
 
 
 class FruitsGroup(TyperGroup):

@@ -5,8 +5,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from fruits import options
-from fruits.config import JobConfig, build_config
+from fruits.settings import options
+from fruits.settings.config import JobConfig, build_config
 
 PANELS = {"JobConfig": "Job options", "ClusterConfig": "Cluster options"}
 

@@ -8,9 +8,9 @@ import typer
 
 from fruits.cli.console import console, evaluation_table, print_result, report_summary
 from fruits.cli.extras import require_job_extra
-from fruits.config import JobConfig
-from fruits.errors import UserError
-from fruits.evaluate import MAX_ROWS, evaluate
+from fruits.settings.config import JobConfig
+from fruits.settings.errors import UserError
+from fruits.results.evaluate import MAX_ROWS, evaluate
 
 OutputArg = Annotated[str, typer.Argument(help="A run's output: a folder, or an s3:// / s3a:// prefix.")]
 ToOption = Annotated[Optional[Path], typer.Option(
@@ -31,8 +31,8 @@ def _evaluate(results, sample: int | None, max_rows: int) -> dict:
 def report(output: OutputArg, to: ToOption = None, *, config: JobConfig) -> None:
     """Write a self-contained HTML report of a finished run and print its summary."""
     require_job_extra("report")
-    from fruits.report import build_report  # matplotlib, pyarrow: imported by the commands that read runs
-    from fruits.results import open_run
+    from fruits.results.report import build_report  # matplotlib, pyarrow: imported by the commands that read runs
+    from fruits.results.finished_run import open_run
 
     results = open_run(output, config)
     folder = _folder(to, results.manifest["run_id"])
@@ -56,7 +56,7 @@ def evaluate_command(
 ) -> None:
     """Train/test 1-NN accuracy on the PCA vectors: overall, per class, most confused pairs."""
     require_job_extra("evaluate")
-    from fruits.results import open_run
+    from fruits.results.finished_run import open_run
 
     results = open_run(output, config)
     if results.features.num_rows < 4:
@@ -87,7 +87,7 @@ def export_command(
     """Export a finished run for a phone: one TFLite graph from a photo to its PCA values (and label scores)."""
     require_job_extra("export")
     from fruits.cli.console import export_summary
-    from fruits.export import export_run
+    from fruits.results.export import export_run
 
     description = export_run(output, to, config, classifier=classifier, quantize=quantize, check=check,
                              overwrite=overwrite)

@@ -9,9 +9,9 @@ import typer
 from fruits.cli.chatter import chatter_to, log_path
 from fruits.cli.console import console, print_note, print_result, print_warning, run_summary
 from fruits.cli.extras import require_job_extra
-from fruits.config import JobConfig
-from fruits.errors import UserError
-from fruits.options import parse_pairs
+from fruits.settings.config import JobConfig
+from fruits.settings.errors import UserError
+from fruits.settings.options import parse_pairs
 from fruits.spark_session import LOCAL_MASTER
 
 # The job itself (PySpark, pyarrow, TensorFlow's converter) is imported by the commands that
@@ -35,9 +35,9 @@ def run(
     require_job_extra("run")
     from pyspark import SparkContext
 
-    from fruits.featurize import ModelInBackground
+    from fruits.inference.featurize import ModelInBackground
     from fruits.pipeline import new_run_id, run_job
-    from fruits.previous_run import with_applied_settings
+    from fruits.results.previous_run import with_applied_settings
     from fruits.progress import SparkProgress
     from fruits.spark_session import local_spark
 
@@ -45,7 +45,7 @@ def run(
     run_id = config.run_id or new_run_id()
     changes = {}
     if not config.input:
-        from fruits.demo_data import make_demo_dataset
+        from fruits.io.demo_data import make_demo_dataset
 
         changes["input"] = str(make_demo_dataset(DEMO_DATA))
         print_note(f"No --input given: using the generated demo dataset in {changes['input']}")
@@ -105,7 +105,7 @@ def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write <class
               per_class: Annotated[int, typer.Option(min=2, max=10_000, help="Images per class.")] = 24) -> None:
     """Write the generated demo dataset (synthetic fruit images) to a folder."""
     require_job_extra("demo-data")
-    from fruits.demo_data import make_demo_dataset
+    from fruits.io.demo_data import make_demo_dataset
 
     make_demo_dataset(folder, per_class=per_class)
     print_result("Demo dataset", str(folder))

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from fruits.cli.console import console, print_error, upload_progress, upload_summary
-from fruits.config import FIELDS
+from fruits.settings.config import FIELDS
 
 
 def upload(
@@ -19,7 +19,7 @@ def upload(
     s3_region: Annotated[Optional[str], typer.Option(help=FIELDS["s3_region"].metadata["help"])] = None,
 ) -> None:
     """Upload a dataset folder to S3: parallel, skips files already there (a rerun uploads nothing)."""
-    from fruits.upload import s3_client, upload_dataset  # boto3: imported by the command that needs it
+    from fruits.io.upload import s3_client, upload_dataset  # boto3: imported by the command that needs it
 
     client = s3_client(s3_endpoint, s3_region)
     with upload_progress() as (progress, task):

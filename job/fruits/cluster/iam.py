@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from fruits.config import LATEST
-from fruits.errors import UserError
+from fruits.settings.config import LATEST
+from fruits.settings.errors import UserError
 
 EVENT_LOG_STATEMENT = "WriteTheSparkEventLogs"
 PREVIOUS_STATEMENT = "ReadThePreviousRuns"

@@ -4,46 +4,36 @@ Every API failure a user can cause or fix (no kubeconfig, cluster down, operator
 installed, RBAC, name taken, app missing) becomes a UserError naming the fix.
 """
 
-import json
 import os
+import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from fruits.errors import UserError
+from fruits.cluster import retry
+from fruits.cluster.api_errors import (GROUP, PLURAL, VERSION, TransientApiError, answered, matching, operator_hint,
+                                       unreachable)
+from fruits.cluster.retry import Outage
+from fruits.settings.errors import UserError
 
-GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
-OPERATOR_VERSION = "2.5.2"
+GONE = 410  # a watch's resourceVersion is older than the API server keeps: list again
 
-
-def operator_hint(namespace: str) -> str:
-    """How to install the spark-operator so that it runs applications in `namespace`: the
-    operator only watches its spark.jobNamespaces (default: [default]), and its chart creates
-    a ServiceAccount and Role in each of them, so the namespace must exist first."""
-    return (f"kubectl create namespace {namespace} (if missing; deploy/namespace.yaml also enforces the restricted "
-            f"Pod Security profile), then helm repo add spark-operator "
-            f"https://kubeflow.github.io/spark-operator && helm upgrade --install spark-operator "
-            f"spark-operator/spark-operator --version {OPERATOR_VERSION} --namespace spark-operator "
-            f"--create-namespace --set 'spark.jobNamespaces={{{namespace}}}'")
+# A followed log that drops is asked again for the seconds since its last line plus this
+# margin; the lines it sends again are recognised by their kubelet timestamps and skipped.
+LOG_RECONNECT_MARGIN_S = 30
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 
 
-class TransientApiError(UserError):
-    """The API server could not answer now (unreachable, overloaded, restarting): a caller
-    that polls may try again; one that does not reports the sentence."""
-
-
-TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
-
-
-def _status_body(exc: ApiException) -> dict:
-    try:
-        return json.loads(exc.body) if exc.body else {}
-    except ValueError:
-        return {}
+def _stamp_key(stamp: str) -> tuple[str, str] | None:
+    """An RFC 3339 UTC timestamp as a sortable key (fractions padded to nanoseconds), or None."""
+    match = _STAMP.match(stamp)
+    return (match.group(1), (match.group(2) or "").ljust(9, "0")) if match else None
 
 
 class Kube:
@@ -77,36 +67,12 @@ class Kube:
         try:
             yield
         except ApiException as exc:
-            status = _status_body(exc)
-            if exc.status == 404:
-                if status.get("reason") == "NotFound" and (status.get("details") or {}).get("name"):
-                    what = status["details"].get("kind", "sparkapplications")
-                    if what == PLURAL:
-                        raise UserError(f"No SparkApplication named {name!r} in namespace {namespace!r}: "
-                                        "`fruitsctl list` shows the runs there.") from None
-                    raise UserError(f"{what} {status['details']['name']!r} not found in namespace {namespace!r}.") from None
-                raise UserError(f"The SparkApplication resource is not installed on this cluster: install the "
-                                f"spark-operator: {operator_hint(namespace)}.") from None
-            message = status.get("message", exc.reason) or ""
-            if "admission webhook" in message:
-                raise UserError(f"The spark-operator's admission webhook refused the SparkApplication: {message}") from None
-            if exc.status == 403:
-                raise UserError(f"Forbidden: your Kubernetes identity may not {verb} {PLURAL} in namespace "
-                                f"{namespace!r} ({status.get('message', exc.reason)}); ask for a Role granting it.") from None
-            if exc.status == 401:
-                raise UserError("The cluster rejected your credentials (401): refresh your kubeconfig login.") from None
-            if exc.status == 409:
-                raise UserError(f"A SparkApplication named {name!r} already exists in namespace {namespace!r}: "
-                                "choose another --name, or `fruitsctl delete` it first.") from None
-            if exc.status == 422:
-                raise UserError(f"The cluster rejected the SparkApplication: {status.get('message', exc.reason)}") from None
-            if exc.status in TRANSIENT_STATUSES:
-                raise TransientApiError(f"The Kubernetes API at {self.host} answered {exc.status} {exc.reason}: it is "
-                                        "overloaded or restarting; try again in a moment.") from None
-            raise
+            error = answered(exc.status, exc.reason, exc.body, self.host, namespace, name, verb)
+            if error is None:
+                raise
+            raise error from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check "
-                                    "that the cluster is running and --context / --kubeconfig point at it.") from None
+            raise unreachable(self.host, exc) from None
 
     # What a submission needs before the operator can run it
     def _exists(self, read) -> bool | None:
@@ -121,8 +87,7 @@ class Kube:
                 return None
             raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise UserError(f"Cannot reach the Kubernetes API at {self.host} ({type(exc).__name__}): check that the "
-                            "cluster is running and --context / --kubeconfig point at it.") from None
+            raise unreachable(self.host, exc) from None
 
     def check_submission(self, namespace: str, *service_accounts: str) -> None:
         """Refuse, naming the fix, a submission the operator could only fail: a missing namespace
@@ -154,9 +119,7 @@ class Kube:
         with self._errors(namespace, verb="list"):
             found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                                              label_selector=label_selector)
-        wanted = dict(part.split("=", 1) for part in label_selector.split(",") if "=" in part)
-        return [item for item in found.get("items", [])  # filter here too: some API fakes ignore selectors
-                if all(item.get("metadata", {}).get("labels", {}).get(k) == v for k, v in wanted.items())]
+        return matching(found.get("items", []), label_selector)
 
     def delete_app(self, namespace: str, name: str) -> None:
         with self._errors(namespace, name, "delete"):
@@ -170,27 +133,128 @@ class Kube:
         except UserError:
             return None
 
-    def pod_log(self, namespace: str, pod: str, follow: bool = False, since_seconds: int | None = None):
-        """Lines of the pod's log (a stream when following)."""
+    def pod_running(self, namespace: str, pod: str) -> bool:
+        """Whether the pod may still write to its log: Pending, or Running with a container
+        not yet terminated. A pod that is gone has ended; an API that cannot answer raises
+        TransientApiError."""
+        try:
+            with self._errors(namespace, pod):
+                status = self.core.read_namespaced_pod(pod, namespace).status
+        except TransientApiError:
+            raise
+        except UserError:
+            return False
+        containers = status.container_statuses or []
+        return status.phase == "Pending" or (
+            status.phase == "Running" and (not containers or any(c.state.terminated is None for c in containers)))
+
+    def pod_log(self, namespace: str, pod: str) -> Iterator[str]:
+        """The lines of the pod's log so far."""
         with self._errors(namespace, pod, "read logs of"):
-            response = self.core.read_namespaced_pod_log(pod, namespace, follow=follow, _preload_content=False,
-                                                         since_seconds=since_seconds)
+            response = self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False)
         try:
             buffer = b""
-            for chunk in response.stream(4096):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    yield line.decode("utf-8", errors="replace")
+            with self._errors(namespace, pod, "read logs of"):
+                for chunk in response.stream(4096):
+                    *lines, buffer = (buffer + chunk).split(b"\n")
+                    yield from (line.decode("utf-8", errors="replace") for line in lines)
             if buffer:
                 yield buffer.decode("utf-8", errors="replace")
         finally:
             response.release_conn()
 
+    def follow_pod_log(self, namespace: str, pod: str) -> Iterator[str]:
+        """The pod's log as it grows, on the client's follow stream, until the pod ends.
+
+        A stream that drops, or ends while the pod still runs (an API server restart, a kubelet
+        timeout), is opened again, backing off while the API cannot answer
+        (fruits.cluster.retry). The lines carry the kubelet's timestamps: the new stream starts
+        a little before the last line shown, and what was shown already is skipped, so no line
+        is lost or shown twice."""
+        last, shown_at_last, last_line_at = None, 0, None
+        outage = Outage()
+        while True:
+            since = None if last_line_at is None else int(time.monotonic() - last_line_at) + LOG_RECONNECT_MARGIN_S
+            again_at_last, problem = 0, None
+            try:
+                with self._errors(namespace, pod, "read logs of"):
+                    for raw in watch.Watch().stream(self.core.read_namespaced_pod_log, pod, namespace,
+                                                    timestamps=True, since_seconds=since):
+                        outage.end()
+                        stamp, _, line = raw.partition(" ")
+                        key = _stamp_key(stamp)
+                        if key is None:  # not a timestamped line: shown as it came
+                            yield raw
+                            continue
+                        if last is not None and key < last:
+                            continue
+                        if key == last:
+                            again_at_last += 1
+                            if again_at_last <= shown_at_last:
+                                continue
+                            shown_at_last += 1
+                        else:
+                            last, shown_at_last, again_at_last = key, 1, 1
+                        last_line_at = time.monotonic()
+                        yield line
+                if not self.pod_running(namespace, pod):
+                    return
+            except TransientApiError as exc:
+                problem = exc
+            if not outage.wait():
+                why = f"the Kubernetes API at {self.host} {problem.why}" if problem else "its stream keeps ending"
+                raise UserError(f"The log of pod {pod} stopped and could not be read again for "
+                                f"{retry.API_OUTAGE_LIMIT_S:.0f} s ({why}): `fruitsctl logs` shows it once the API answers.")
+
     def events(self, namespace: str, names_prefix: str) -> list:
         """Events about the app and its pods (driver and executors share the app's name prefix)."""
         with self._errors(namespace, verb="list events in"):
             items = self.core.list_namespaced_event(namespace).items
-        related = [e for e in items if (e.involved_object.name or "").startswith(names_prefix)]
-        return sorted(related, key=lambda e: (e.last_timestamp or e.event_time or e.metadata.creation_timestamp or 0,
-                                              e.metadata.name))
+        return sorted((e for e in items if (e.involved_object.name or "").startswith(names_prefix)), key=_event_order)
+
+    def watch_events(self, namespace: str, names_prefix: str, window_s: int = 3) -> Iterator[list]:
+        """Events about the app and its pods as they happen: those listed now, then the client's
+        watch from the list's resourceVersion. Yields the new events (or none) at least every
+        `window_s` seconds, so the caller can stop. A dropped watch resumes from the last
+        version seen; one whose version the API no longer keeps (410 Gone) lists again, and
+        events already shown (the same uid and count) are skipped."""
+        shown: set[tuple[str, int]] = set()
+        version, outage = None, Outage()
+
+        def fresh(events) -> list:
+            new = [e for e in events if (e.involved_object.name or "").startswith(names_prefix)
+                   and (e.metadata.uid, e.count or 1) not in shown]
+            shown.update((e.metadata.uid, e.count or 1) for e in new)
+            return new
+
+        while True:
+            try:
+                if version is None:
+                    with self._errors(namespace, verb="list events in"):
+                        listed = self.core.list_namespaced_event(namespace)
+                    version = listed.metadata.resource_version
+                    outage.end()
+                    yield sorted(fresh(listed.items), key=_event_order)
+                    continue
+                with self._errors(namespace, verb="watch events in"):
+                    for change in watch.Watch().stream(self.core.list_namespaced_event, namespace,
+                                                       resource_version=version, timeout_seconds=max(1, int(window_s))):
+                        outage.end()
+                        version = change["object"].metadata.resource_version or version
+                        if change["type"] in ("ADDED", "MODIFIED"):
+                            yield fresh([change["object"]])
+                outage.end()
+                yield []
+            except ApiException as exc:
+                if exc.status != GONE:
+                    raise
+                version = None
+            except TransientApiError as exc:
+                if not outage.wait():
+                    raise UserError(f"The events of {names_prefix} could not be watched for "
+                                    f"{retry.API_OUTAGE_LIMIT_S:.0f} s (the Kubernetes API at {self.host} {exc.why}): "
+                                    "`fruitsctl events` lists them once the API answers.") from None
+
+
+def _event_order(event):
+    return (event.last_timestamp or event.event_time or event.metadata.creation_timestamp or 0, event.metadata.name)

@@ -7,9 +7,8 @@ import re
 import secrets
 
 from fruits import __version__
-from fruits.cluster.settings import JOB_FILE, SPARK_UID, SPARK_VERSION, ClusterConfig
-from fruits.config import JobConfig
-from fruits.spark_session import JOB_SPARK_CONF
+from fruits.cluster.settings import JOB_FILE, SPARK_UID, ClusterConfig, spark_version
+from fruits.settings.config import JobConfig
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 APP_LABEL = "app.kubernetes.io/name"
@@ -51,6 +50,8 @@ def scratch_volumes(cluster: ClusterConfig) -> list[dict]:
 
 
 def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
+    from fruits.spark_session import JOB_SPARK_CONF  # when a manifest is built: fruitsctl starts without it
+
     conf = dict(JOB_SPARK_CONF)
     if cluster.event_log_dir:
         conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": cluster.event_log_dir})
@@ -108,7 +109,7 @@ def spark_application(job: JobConfig, cluster: ClusterConfig, name: str | None =
         "imagePullPolicy": cluster.image_pull_policy,
         "mainApplicationFile": JOB_FILE,
         "arguments": job_arguments(job, name),
-        "sparkVersion": SPARK_VERSION,
+        "sparkVersion": spark_version(),
         "sparkConf": spark_conf_for(cluster),
         "restartPolicy": {"type": "OnFailure", "onFailureRetries": cluster.retries,
                           "onFailureRetryInterval": cluster.retry_interval,

@@ -1,19 +1,24 @@
 """Cluster settings of a run, defined once: `fruitsctl render/submit` options, config files
 and (through a test that holds them equal) the Helm chart's values."""
 
+import functools
 import re
-from importlib import metadata
 from dataclasses import dataclass
 
 from fruits import __version__
-from fruits.errors import UserError
-from fruits.options import fields_of, option
+from fruits.settings.errors import UserError
+from fruits.settings.options import fields_of, option
 
 
 
-def _pinned_pyspark() -> str:
-    """pyproject.toml's pyspark pin, from this package's installed metadata: the cluster
-    commands run on the base install, without PySpark itself."""
+@functools.cache
+def spark_version() -> str:
+    """The Spark release: pyproject.toml's pyspark pin (images/Dockerfile's base tag must
+    match; a test holds them equal), from this package's installed metadata: the cluster
+    commands run on the base install, without PySpark itself. Read when a manifest is built:
+    importlib.metadata costs fruitsctl's start 30 ms."""
+    from importlib import metadata
+
     try:
         requirements = metadata.requires("fruits-pipeline") or []
     except metadata.PackageNotFoundError:  # a source tree on the path: PySpark is beside it
@@ -24,9 +29,6 @@ def _pinned_pyspark() -> str:
     return metadata.version("pyspark")
 
 
-# The Spark release: pyproject.toml's pyspark pin (images/Dockerfile's base tag must match;
-# a test holds them equal).
-SPARK_VERSION = _pinned_pyspark()
 JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
 SPARK_UID = 185  # the apache/spark image's non-root user
 # SparkApplication names must be DNS-1035 labels: the operator's webhook refuses others, and

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fruits.results import RunResults  # noqa: E402
+from fruits.results.finished_run import RunResults  # noqa: E402
 
 MAX_SCATTER_POINTS = 5_000
 THUMBNAILS_PER_LABEL = 4

@@ -4,7 +4,7 @@ Maven Central is not reachable from our build machines, but PyPI is: the sdist o
 sagemaker-pyspark 1.4.5 carries hadoop-aws 3.3.1 and aws-java-sdk-bundle 1.11.901, which
 work with pyspark 3.5's Hadoop 3.3 client. The image bakes the same pair (images/Dockerfile).
 
-    python -m fruits.s3a_jars          # fetch into ~/.cache/fruits/jars (or $FRUITS_JARS_DIR)
+    python -m fruits.io.s3a_jars          # fetch into ~/.cache/fruits/jars (or $FRUITS_JARS_DIR)
 """
 
 import hashlib

@@ -13,7 +13,7 @@ larger outputs with a clear message, and `sample` evaluates on a per-class sampl
 
 from collections import Counter
 
-from fruits.errors import UserError
+from fruits.settings.errors import UserError
 
 MAX_ROWS = 300_000
 TRAIN_NAMES = ("train", "training")

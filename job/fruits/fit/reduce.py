@@ -1,7 +1,7 @@
 """Reduce: standardize the CNN features, then PCA with k chosen by explained variance.
 
 The statistics (mean and centred scatter matrix) come with the featurize pass itself
-(fruits.tally), and the d x d eigendecomposition runs on the driver with LAPACK. Spark ML's
+(fruits.fit.tally), and the d x d eigendecomposition runs on the driver with LAPACK. Spark ML's
 own PCA does the same maths in two more passes and decomposes with a JVM fallback BLAS:
 11 s instead of 0.4 s for d = 1280 here. The job applies the fit with NumPy (`project_staged`);
 it is also saved as a standard Spark ML PipelineModel (StandardScalerModel -> PCAModel),
@@ -14,10 +14,10 @@ from typing import Iterator
 import numpy as np
 import pyarrow.parquet as pq
 
-from fruits.moments import Moments
-from fruits.output import FEATURES_SCHEMA, STAGED_SCHEMA, part_file
-from fruits.storage import Store
-from fruits.vectors import from_arrow, to_arrow
+from fruits.fit.moments import Moments
+from fruits.io.output import FEATURES_SCHEMA, STAGED_SCHEMA, part_file
+from fruits.io.storage import Store
+from fruits.io.vectors import from_arrow, to_arrow
 
 # Spark ML (and through it pandas) is imported only where a user applies a saved model: this
 # module's projection runs in Spark's Python workers, where that import would cost ~0.6 s and
@@ -28,7 +28,7 @@ PCA_VECTOR = "pca_vector"
 
 @dataclass(frozen=True)
 class Reduction:
-    """The fitted scaler + PCA as NumPy arrays (fruits.model_files saves them in Spark ML's form)."""
+    """The fitted scaler + PCA as NumPy arrays (fruits.fit.model_files saves them in Spark ML's form)."""
     mean: np.ndarray  # (d,) the scaler's parameters and the PCA's
     std: np.ndarray  # (d,)
     components: np.ndarray  # (d, k)

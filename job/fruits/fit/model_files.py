@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fruits.storage import Store
-from fruits.reduce import FEATURES_VECTOR, PCA_VECTOR, Reduction, reduction_of
+from fruits.io.storage import Store
+from fruits.fit.reduce import FEATURES_VECTOR, PCA_VECTOR, Reduction, reduction_of
 
 _INTS = pa.list_(pa.field("element", pa.int32(), nullable=False))
 _DOUBLES = pa.list_(pa.field("element", pa.float64(), nullable=False))

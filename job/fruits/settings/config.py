@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fruits import options
-from fruits.backbones import BACKBONES
-from fruits.errors import UserError
-from fruits.options import fields_of, flag, load_config_file, merge_layers, option, to_argv  # noqa: F401
+from fruits.settings import options
+from fruits.settings.backbones import BACKBONES
+from fruits.settings.errors import UserError
+from fruits.settings.options import fields_of, flag, load_config_file, merge_layers, option, to_argv  # noqa: F401
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # the files the job reads (and `upload` uploads), any letter case
@@ -83,7 +83,7 @@ class JobConfig:
         return dataclasses.asdict(self)
 
 
-FIELDS: dict[str, dataclasses.Field] = fields_of(JobConfig)
+FIELDS: Mapping[str, dataclasses.Field] = fields_of(JobConfig)
 DEFAULTS = JobConfig()
 
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from fruits.moments import Moments, MomentsBuilder
+from fruits.fit.moments import Moments, MomentsBuilder
 
 
 @lru_cache(maxsize=4)

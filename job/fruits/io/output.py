@@ -22,8 +22,8 @@ import os
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from fruits.errors import UserError
-from fruits.storage import TEMPORARY_PREFIX, Store
+from fruits.settings.errors import UserError
+from fruits.io.storage import TEMPORARY_PREFIX, Store
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = "_RUN_IN_PROGRESS"

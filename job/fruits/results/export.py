@@ -5,7 +5,7 @@ label (classifier.tflite), for LiteRT on a device.
 Everything the pipeline does after resizing is inside the graph: the backbone's input
 normalisation, the CNN, the standardisation and the PCA projection (one matrix product, as
 the job applies them). The caller only resizes the photo to the run's input size, as the
-job's decoder does (fruits.decode).
+job's decoder does (fruits.inference.decode).
 
 The head: one centroid per label in PCA space, fitted on the run's training rows (its
 split column, or the seeded 70 % part that `fruitsctl evaluate` uses), scored by cosine
@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from fruits import __version__
-from fruits.backbones import BACKBONES
-from fruits.config import JobConfig
-from fruits.decode import BadImage, decode_image
-from fruits.errors import UserError
-from fruits.evaluate import split_rows
-from fruits.model_files import load_reduction
-from fruits.output import MODEL
-from fruits.results import RunResults, open_run
-from fruits.storage import Store
+from fruits.settings.backbones import BACKBONES
+from fruits.settings.config import JobConfig
+from fruits.inference.decode import BadImage, decode_image
+from fruits.settings.errors import UserError
+from fruits.results.evaluate import split_rows
+from fruits.fit.model_files import load_reduction
+from fruits.io.output import MODEL
+from fruits.results.finished_run import RunResults, open_run
+from fruits.io.storage import Store
 
 FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON = "featurizer.tflite", "classifier.tflite", "labels.txt", "export.json"
 EXPORT_FILES = (FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON)

@@ -8,6 +8,7 @@ file, chart values) and write them back as command-line arguments.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -15,9 +16,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
-from fruits.errors import UserError
+from fruits.settings.errors import UserError
 
 
 def option(default, help: str, *, choices: Iterable[str] | None = None, low=None, high=None,
@@ -30,8 +29,14 @@ def option(default, help: str, *, choices: Iterable[str] | None = None, low=None
     return field(default=default, metadata=meta)
 
 
-def fields_of(cls) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls)}
+@functools.cache
+def fields_of(cls) -> Mapping[str, dataclasses.Field]:
+    return types.MappingProxyType({f.name: f for f in dataclasses.fields(cls)})  # shared: read-only
+
+
+@functools.cache
+def _type_hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # evaluates every annotation of the class: once per class
 
 
 def flag(name: str) -> str:
@@ -41,7 +46,7 @@ def flag(name: str) -> str:
 
 def value_type(cls, name: str) -> type:
     """The plain type of a field (int for `int | None`, dict for `dict[str, str]`)."""
-    hint = typing.get_type_hints(cls)[name]
+    hint = _type_hints(cls)[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return typing.get_origin(hint) or hint
@@ -133,6 +138,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Config file {str(path)!r} does not exist: check the --config path.")
+    import yaml  # only for config files: fruitsctl starts without it
+
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)

@@ -1,7 +1,7 @@
 """Mean and scatter matrix of feature vectors, built in blocks and merged exactly (pure NumPy).
 
 This is all the PCA fit needs from the data: the driver turns the merged moments into the
-standardized covariance and decomposes it (fruits.reduce).
+standardized covariance and decomposes it (fruits.fit.reduce).
 """
 
 from dataclasses import dataclass

@@ -6,7 +6,7 @@ the tasks): the JVM never carries an image or a feature vector. Spark's own file
 (0.45 ms of JVM CPU per image here), and it hides files named `_*`, follows symlink loops and
 fails a whole job on one unreadable file.
 
-S3 settings come as an S3Settings value (fruits.s3_settings: endpoint, region, addressing,
+S3 settings come as an S3Settings value (fruits.io.s3_settings: endpoint, region, addressing,
 TLS, credentials mode, bounded timeouts), made once from the job's options; a `Store` never
 sees the job's other options. Storage failures become one sentence through the same value
 (`storage_errors_as_user_errors`).
@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fruits.errors import UserError
-from fruits.s3_settings import ATTEMPTS, S3Settings, is_s3
+from fruits.settings.errors import UserError
+from fruits.io.s3_settings import ATTEMPTS, S3Settings, is_s3
 
 READ_AHEAD = 16  # S3 objects requested at once per task: small images are latency-bound
 

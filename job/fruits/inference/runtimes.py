@@ -11,7 +11,7 @@ So it happens at most once per run, on the driver (`featurize.prepare_model`), w
 the file to the executors with the tasks; and converted models are kept: in the image, baked
 at build time (read through $FRUITS_TFLITE_DIR), and on local disk after a first conversion.
 
-    python -m fruits.runtimes --weights-dir W --tflite-dir T   # what the image bakes (see --help)
+    python -m fruits.inference.runtimes --weights-dir W --tflite-dir T   # what the image bakes (see --help)
 """
 
 import hashlib
@@ -165,7 +165,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 def bake(folder: str, backbone: str, image_size: int, weights: str) -> Path:
     """Convert one model into `folder` (for $FRUITS_TFLITE_DIR); returns the file written."""
-    from fruits.backbones import BACKBONES
+    from fruits.settings.backbones import BACKBONES
 
     name = converted_name(backbone, image_size, weights)
     target = Path(folder) / name
@@ -178,7 +178,7 @@ def bake_image_models(weights_dir: str, tflite_dir: str, backbone: str, image_si
     """What the image bakes: the ImageNet weights of `backbone` at `image_size` (downloaded,
     or read from `weights_file` where there is no internet) in $FRUITS_WEIGHTS_DIR's layout,
     then the TFLite model converted from them."""
-    from fruits.backbones import BACKBONES, WEIGHTS_DIR_ENV, baked_weights_file
+    from fruits.settings.backbones import BACKBONES, WEIGHTS_DIR_ENV, baked_weights_file
 
     model = BACKBONES[backbone].build(image_size, weights_file or "imagenet")
     target = baked_weights_file(weights_dir, backbone, image_size)
@@ -191,9 +191,9 @@ def bake_image_models(weights_dir: str, tflite_dir: str, backbone: str, image_si
 if __name__ == "__main__":
     import argparse
 
-    from fruits.config import DEFAULTS
+    from fruits.settings.config import DEFAULTS
 
-    parser = argparse.ArgumentParser(prog="python -m fruits.runtimes",
+    parser = argparse.ArgumentParser(prog="python -m fruits.inference.runtimes",
                                      description="Bake the default model's weights and TFLite file (the image's build).")
     parser.add_argument("--weights-dir", required=True, help="Where to write the ImageNet weights ($FRUITS_WEIGHTS_DIR).")
     parser.add_argument("--tflite-dir", required=True, help="Where to write the TFLite model ($FRUITS_TFLITE_DIR).")

@@ -20,17 +20,17 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from fruits.backbones import BACKBONES, Backbone, baked_imagenet
-from fruits.config import JobConfig
-from fruits.decode import BadImage, decode_image
-from fruits.errors import UserError, worker_user_error
-from fruits.output import ERRORS, LISTED_SCHEMA, STAGED, STAGED_SCHEMA, part_file
-from fruits.progress_counter import ImageCounterAddress, ImageReporter
-from fruits.storage import Store
-from fruits.runtimes import (KerasRuntime, TFLiteRuntime, cached_by_content, converted_model, converted_name,
+from fruits.settings.backbones import BACKBONES, Backbone, baked_imagenet
+from fruits.settings.config import JobConfig
+from fruits.inference.decode import BadImage, decode_image
+from fruits.settings.errors import UserError, worker_user_error
+from fruits.io.output import ERRORS, LISTED_SCHEMA, STAGED, STAGED_SCHEMA, part_file
+from fruits.inference.progress_counter import ImageCounterAddress, ImageReporter
+from fruits.io.storage import Store
+from fruits.inference.runtimes import (KerasRuntime, TFLiteRuntime, cached_by_content, converted_model, converted_name,
                              stored_model)
-from fruits.tally import PartitionTally, stats_file
-from fruits.vectors import to_arrow
+from fruits.fit.tally import PartitionTally, stats_file
+from fruits.io.vectors import to_arrow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fruits.config import DEFAULTS, JobConfig
-from fruits.errors import UserError
-from fruits.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
-from fruits.storage import Store
-from fruits.s3_settings import S3Settings, is_s3
+from fruits.settings.config import DEFAULTS, JobConfig
+from fruits.settings.errors import UserError
+from fruits.io.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
+from fruits.io.storage import Store
+from fruits.io.s3_settings import S3Settings, is_s3
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The S3 settings of a run, resolved once from the job's options and the standard AWS
 variables, and all that is made from them: pyarrow's S3FileSystem options (the job's own
-reads and writes, fruits.storage), Hadoop's S3A configuration (Spark's own S3 access: event
+reads and writes, fruits.io.storage), Hadoop's S3A configuration (Spark's own S3 access: event
 logs, users' reads of the results), the credentials check, and one sentence for each known
 storage failure. Both clients get the same endpoint, region, addressing, TLS, credentials
 mode and timeouts by construction: one value feeds both.
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from fruits.errors import UserError
+from fruits.settings.errors import UserError
 
 # Bounds on one S3 request, for both clients: connecting, then silence on an open connection,
 # times the attempts. An endpoint that refuses connections fails at once, one that accepts
@@ -31,7 +31,7 @@ PROVIDERS = {
 }
 SECRET_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key", "fs.s3a.session.token")
 IRSA_VARIABLES = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
-JARS_HINT = ("run `make jars` (or `python -m fruits.s3a_jars`) for local runs, or add "
+JARS_HINT = ("run `make jars` (or `python -m fruits.io.s3a_jars`) for local runs, or add "
              "--spark-conf spark.jars.packages=org.apache.hadoop:hadoop-aws:3.3.4 where Maven is reachable")
 
 DISK_FULL = ("No space left on device", "[Errno 28]", "errno 28")
@@ -91,7 +91,7 @@ class S3Settings:
 
     def arrow_options(self, bucket: str) -> dict:
         """pyarrow S3FileSystem options: endpoint, region, addressing, TLS, timeouts. No
-        credentials: each process resolves them for its mode (fruits.storage), none travel in
+        credentials: each process resolves them for its mode (fruits.io.storage), none travel in
         a task."""
         self.check_credentials()
         options: dict = {"connect_timeout": CONNECT_TIMEOUT_S, "request_timeout": READ_TIMEOUT_S}

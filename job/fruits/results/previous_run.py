@@ -26,14 +26,14 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fruits.config import DEFAULTS, JobConfig
-from fruits.errors import UserError
-from fruits.ingest import Listing
-from fruits.output import FEATURES, MANIFEST, MODEL, MOMENTS_FILE, same_place
-from fruits.s3_settings import S3Settings
-from fruits.storage import Store, storage_errors_as_user_errors
-from fruits.tally import PartitionTally, RunTally, stats_file
-from fruits.vectors import from_arrow
+from fruits.settings.config import DEFAULTS, JobConfig
+from fruits.settings.errors import UserError
+from fruits.io.ingest import Listing
+from fruits.io.output import FEATURES, MANIFEST, MODEL, MOMENTS_FILE, same_place
+from fruits.io.s3_settings import S3Settings
+from fruits.io.storage import Store, storage_errors_as_user_errors
+from fruits.fit.tally import PartitionTally, RunTally, stats_file
+from fruits.io.vectors import from_arrow
 
 SETTINGS = ("model", "weights", "image_size", "runtime")  # what makes two runs' features the same space
 _IDENTITY_COLUMNS = ["path", "size", "modified"]
@@ -165,7 +165,7 @@ class ReusePlan:
     removed: int = 0
 
     def sources(self, first_partition: int) -> dict[int, tuple[Store, str, list[int]]]:
-        """The kept rows as the projection's sources (fruits.reduce.project_rows): one per
+        """The kept rows as the projection's sources (fruits.fit.reduce.project_rows): one per
         previous features file, numbered from `first_partition`."""
         return self._by_file(self.reuse, first_partition)
 

@@ -22,10 +22,10 @@ from pathlib import PurePosixPath
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from fruits.config import IMAGE_EXTENSIONS
-from fruits.errors import UserError
-from fruits.output import ERROR_SCHEMA, LISTED_SCHEMA
-from fruits.storage import Store
+from fruits.settings.config import IMAGE_EXTENSIONS
+from fruits.settings.errors import UserError
+from fruits.io.output import ERROR_SCHEMA, LISTED_SCHEMA
+from fruits.io.storage import Store
 
 # A grandparent folder with one of these names is the split (Fruits-360: Training/, Test/).
 SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validation")

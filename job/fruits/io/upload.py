@@ -17,8 +17,8 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from fruits.config import IMAGE_EXTENSIONS
-from fruits.errors import UserError
+from fruits.settings.config import IMAGE_EXTENSIONS
+from fruits.settings.errors import UserError
 
 TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024)
 
