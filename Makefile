@@ -41,7 +41,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test bench bench-incremental bench-export base-install-check clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test bench bench-incremental bench-export bench-cli base-install-check clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -88,6 +88,9 @@ base-install-check: ## The base install (no job extra) in a fresh venv: cluster 
 
 bench-incremental: install ## Incremental vs full runs only, 10% new images (prints + bench/results-incremental.json)
 	$(BIN)/python bench/bench.py --only incremental --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --scale-images $(BENCH_SCALE_IMAGES)
+
+bench-cli: install ## fruitsctl's start: --help, status --help, list and status against a fake API (bench/results-cli.json)
+	$(BIN)/python bench/cli_startup.py --runs 21 --json bench/results-cli.json
 
 bench-export: install ## The phone export only: sizes, parity, top-1, one-thread latency (bench/results-export.json)
 	$(BIN)/python bench/bench.py --only export

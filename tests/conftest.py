@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 # Everything the code under test puts in the temporary folder (the workers' converted-model
-# cache, TensorFlow's autograph files, run logs, pytest's own tmp_path) goes to a folder of
-# this test run, removed when it ends: no test sees what an earlier run left in /tmp, and none
-# leaves anything there. Set before any fixture starts the JVM, whose Python workers inherit it.
+# cache, TensorFlow's autograph files, Spark's block managers, run logs, pytest's own tmp_path)
+# goes to a folder of this test run, removed when it ends: no test sees what an earlier run
+# left in /tmp. (A JVM that a fault test kills still leaves its native-library copies in
+# java.io.tmpdir.) Set before any fixture starts a JVM, whose Python workers inherit it.
 SESSION_TMP = Path(tempfile.mkdtemp(prefix="fruits-tests-"))
 os.environ["TMPDIR"] = str(SESSION_TMP)
+os.environ["SPARK_LOCAL_DIRS"] = str(SESSION_TMP / "spark")
 os.environ["FRUITS_LOG_DIR"] = str(SESSION_TMP / "logs")
 tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 

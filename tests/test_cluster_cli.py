@@ -39,14 +39,18 @@ def cli(kube, *args):
 
 
 def play(kube, name, steps, namespace="default"):
-    """Act as the spark-operator: once the app exists, apply (delay, action) steps in a thread."""
+    """Act as the spark-operator: take each step once the CLI has read the app since the last
+    one, so the CLI sees every state however slow the machine (no step waits on a clock)."""
+    key = (namespace, name)
+
     def run():
-        deadline = time.monotonic() + 10
-        while (namespace, name) not in kube.apps and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for delay, action in steps:
-            time.sleep(delay)
-            action()
+        deadline = time.monotonic() + 30
+        seen = 0
+        for step in steps:
+            while kube.reads.get(key, 0) <= seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen = kube.reads.get(key, 0)
+            step()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -117,15 +121,15 @@ def test_the_tightened_schema_catches_a_misspelt_key():
 def running_then(kube, name, final, error=""):
     driver = f"{name}-driver"
     return [
-        (0.05, lambda: kube.set_status("default", name, "SUBMITTED")),
-        (0.1, lambda: kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "PENDING"}, driver)),
-        (0.1, lambda: kube.log("default", driver, "featurize 648 images", "k = 203")),
-        (0.1, lambda: kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "RUNNING",
-                                                                    f"{name}-exec-2": "RUNNING"}, driver)),
-        (0.2, lambda: kube.log("default", driver, "manifest written", close=True)),
-        (0.1, lambda: kube.set_status("default", name, final, {f"{name}-exec-1": "COMPLETED",
-                                                                f"{name}-exec-2": "COMPLETED"}, driver,
-                                      error=error, ended=True)),
+        lambda: kube.set_status("default", name, "SUBMITTED"),
+        lambda: kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "PENDING"}, driver),
+        lambda: kube.log("default", driver, "featurize 648 images", "k = 203"),
+        lambda: kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "RUNNING",
+                                                             f"{name}-exec-2": "RUNNING"}, driver),
+        lambda: kube.log("default", driver, "manifest written", close=True),
+        lambda: kube.set_status("default", name, final, {f"{name}-exec-1": "COMPLETED",
+                                                         f"{name}-exec-2": "COMPLETED"}, driver,
+                                error=error, ended=True),
     ]
 
 
@@ -219,7 +223,7 @@ def test_a_run_no_operator_watches_gets_a_warning_naming_job_namespaces(kube, op
 def test_logs_follow_waits_for_the_driver_pod_and_wait_follows_a_run_it_did_not_submit(kube, operator, monkeypatch):
     monkeypatch.setattr(cluster_cli, "DRIVER_POD_POLL_S", 0.02)
     kube.apps[("default", "from-helm")] = yaml.safe_load(runner.invoke(app, ["render", *JOB, "--name", "from-helm"]).output)
-    threading.Timer(0.2, operator).start()  # the operator submits it a moment later
+    play(kube, "from-helm", [operator])  # the operator submits it once logs -f has seen it NEW
     logs = cli(kube, "logs", "from-helm", "-f")
     assert logs.exit_code == 0, logs.output
     assert "from-helm is NEW: waiting for its driver pod" in flat(logs.output) and "run completed" in logs.output
@@ -246,7 +250,7 @@ def test_submit_wait_rides_out_an_api_server_that_cannot_answer_for_a_while(kube
     def restart():
         kube.unavailable = 4  # the next four requests get 503
 
-    play(kube, "run-blip", [(0.05, restart), *running_then(kube, "run-blip", "COMPLETED")])
+    play(kube, "run-blip", [restart, *running_then(kube, "run-blip", "COMPLETED")])
     result = cli(kube, "submit", *JOB, "--name", "run-blip", "--wait", "--poll", "0.05")
     assert result.exit_code == 0, result.output
     text = flat(result.output)
@@ -256,7 +260,7 @@ def test_submit_wait_rides_out_an_api_server_that_cannot_answer_for_a_while(kube
 
 def test_submit_wait_gives_up_on_an_api_server_gone_too_long_in_one_sentence(kube, monkeypatch):
     monkeypatch.setattr(retry, "API_OUTAGE_LIMIT_S", 0.5)
-    play(kube, "run-gone", [(0.05, lambda: setattr(kube, "unavailable", 10_000))])
+    play(kube, "run-gone", [lambda: setattr(kube, "unavailable", 10_000)])
     result = cli(kube, "submit", *JOB, "--name", "run-gone", "--wait", "--poll", "0.05")
     kube.unavailable = 0
     assert result.exit_code == 2, result.output

@@ -13,7 +13,6 @@ from fruits.cli.console import (apps_table, console, event_line, events_table, p
 from fruits.cluster import retry, states
 from fruits.cluster.api_errors import TransientApiError, operator_hint
 from fruits.cluster.retry import Outage
-from fruits.cluster.manifest import APP_LABEL, APP_NAME, spark_application
 from fruits.cluster.settings import ClusterConfig
 from fruits.settings.config import JobConfig
 from fruits.settings.errors import UserError
@@ -29,7 +28,7 @@ ContextOption = Annotated[Optional[str], typer.Option(
 NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Kubernetes namespace.",
                                               rich_help_panel="Kubernetes")]
 FormatOption = Annotated[Optional[str], typer.Option("--format", "-o", help="Print the object as yaml or json.")]
-NameArgument = Annotated[str, typer.Argument(help="SparkApplication name (see `fruitsctl list`).")]
+NameArgument = Annotated[str, typer.Argument(help="SparkApplication name (see `fruitsctl list`).", metavar="NAME")]
 
 
 def _kube(kubeconfig: str | None, context: str | None) -> "Kube":
@@ -63,6 +62,8 @@ def _manifest(config: JobConfig, cluster: ClusterConfig) -> dict:
     if config.s3_credentials == "static" and not cluster.s3_secret:
         raise UserError("--s3-credentials static needs --s3-secret NAME: a Secret with AWS_ACCESS_KEY_ID and "
                         "AWS_SECRET_ACCESS_KEY that the pods read their keys from (or use --s3-credentials irsa).")
+    from fruits.cluster.manifest import spark_application  # per command, as every library here
+
     return spark_application(config, cluster)
 
 
@@ -182,6 +183,8 @@ def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: Form
 def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
               kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
     """The pipeline's runs in the namespace: name, state, age, duration."""
+    from fruits.cluster.manifest import APP_LABEL, APP_NAME
+
     apps = _reader(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
     apps.sort(key=lambda a: a["metadata"].get("creationTimestamp") or "", reverse=True)
     if fmt:

@@ -8,7 +8,6 @@ are given as styles (`styled`, style=...), never written into text.
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -85,6 +84,8 @@ def export_summary(description: dict) -> Table:
 
 @contextmanager
 def upload_progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = (TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         yield progress, progress.add_task("upload", total=None)

@@ -3,7 +3,6 @@ pyarrow, Pillow, matplotlib) for the commands that run the job or read its resul
 cluster and S3 commands run on the base alone."""
 
 import re
-from importlib import metadata
 
 from fruits.settings.errors import UserError
 
@@ -13,6 +12,8 @@ DISTRIBUTION, EXTRA = "fruits-pipeline", "job"
 def missing_job_libraries() -> list[str]:
     """The `job` extra's distributions (pyproject.toml, as installed) that are not installed;
     those with a platform marker (the two TensorFlow builds) are left to the others."""
+    from importlib import metadata  # 20 ms: when a command asks, not at fruitsctl's start
+
     try:
         requirements = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:  # run from a source tree: nothing to compare with

@@ -1,9 +1,11 @@
 """fruitsctl's entry point: the Typer app, and the one place errors become exit codes."""
 
+from functools import partial
+
 import typer
-from typer.core import TyperGroup
 
 from fruits.cli.console import print_error
+from fruits.cli.help import PanelledCommand, PanelledGroup
 from fruits.cli import cluster
 from fruits.cli.options import with_settings
 from fruits.cluster.settings import ClusterConfig
@@ -13,7 +15,7 @@ from fruits.cli.upload import upload
 from fruits.settings.errors import EXIT_USER_ERROR, UserError
 
 
-class FruitsGroup(TyperGroup):
+class FruitsGroup(PanelledGroup):
     """Every command's UserError becomes one red sentence and exit code 2, never a traceback."""
 
     def invoke(self, ctx):
@@ -30,20 +32,22 @@ app = typer.Typer(
     help="Fruits! feature pipeline: run it locally or on Kubernetes, and look at its results.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # fruits.cli.help formats the pages
 )
-app.command("run")(with_settings(run))
-app.command("transform")(with_settings(transform, job_excluded=NOT_FOR_TRANSFORM))
-app.command("upload")(upload)
-app.command("demo-data")(demo_data)
-app.command("report")(with_settings(report, job_prefix="s3_"))
-app.command("evaluate")(with_settings(evaluate_command, job_prefix="s3_"))
-app.command("export")(with_settings(export_command, job_prefix="s3_"))
-app.command("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
-app.command("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
-for command, function in (("wait", cluster.wait), ("status", cluster.status), ("list", cluster.list_apps),
-                          ("logs", cluster.logs),
-                          ("events", cluster.events), ("delete", cluster.delete), ("ui", cluster.ui)):
-    app.command(command, rich_help_panel="Cluster")(function)
+register = partial(app.command, cls=PanelledCommand)
+register("run")(with_settings(run))
+register("transform")(with_settings(transform, job_excluded=NOT_FOR_TRANSFORM))
+register("upload")(upload)
+register("demo-data")(demo_data)
+register("report")(with_settings(report, job_prefix="s3_"))
+register("evaluate")(with_settings(evaluate_command, job_prefix="s3_"))
+register("export")(with_settings(export_command, job_prefix="s3_"))
+register("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
+register("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
+for name, function in (("wait", cluster.wait), ("status", cluster.status), ("list", cluster.list_apps),
+                       ("logs", cluster.logs), ("events", cluster.events), ("delete", cluster.delete),
+                       ("ui", cluster.ui)):
+    register(name, rich_help_panel="Cluster")(function)
 
 
 @app.callback()

@@ -10,16 +10,19 @@ Both word failures the same way (fruits.cluster.api_errors).
 """
 
 import base64
+from typing import TYPE_CHECKING
 import http.client
 import json
 import os
-import ssl
 import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 from fruits.cluster.api_errors import GROUP, PLURAL, VERSION, answered, matching, unreachable
 from fruits.settings.errors import UserError
+
+if TYPE_CHECKING:
+    import ssl
 
 TIMEOUT_S = 15
 # What a kubeconfig entry may hold for these reads; any other key means a feature they lack.
@@ -32,7 +35,7 @@ USER_KEYS = {"token", "tokenFile", "client-certificate", "client-certificate-dat
 class Reader:
     """GETs against one API server, with the kubeconfig's credentials."""
 
-    def __init__(self, server: str, headers: dict[str, str], tls: ssl.SSLContext | None):
+    def __init__(self, server: str, headers: dict[str, str], tls: "ssl.SSLContext | None"):
         self.host = server.rstrip("/")
         self.headers = {"Accept": "application/json", "User-Agent": "fruitsctl", **headers}
         self.tls = tls
@@ -72,7 +75,9 @@ def _named(entries, name):
     return next((entry for entry in entries or [] if entry.get("name") == name), None)
 
 
-def _tls(cluster: dict, user: dict, folder: Path) -> ssl.SSLContext:
+def _tls(cluster: dict, user: dict, folder: Path) -> "ssl.SSLContext":
+    import ssl  # for https servers only
+
     def path(key: str) -> str:
         return str(folder / os.path.expanduser(user.get(key) or cluster.get(key)))
 
@@ -117,6 +122,6 @@ def connect(kubeconfig: str | None, context: str | None) -> Reader | None:
         if user.get("tokenFile") and not token:
             token = (folder / user["tokenFile"]).read_text().strip()
         tls = _tls(cluster, user, folder) if cluster["server"].startswith("https:") else None
-    except (OSError, ValueError, ssl.SSLError):
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
         return None
     return Reader(cluster["server"], {"Authorization": f"Bearer {token}"} if token else {}, tls)
