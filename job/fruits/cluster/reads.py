@@ -108,7 +108,10 @@ def connect(kubeconfig: str | None, context: str | None) -> Reader | None:
     import yaml
 
     try:
-        config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        # libyaml where the wheel has it: a kubeconfig's base64 certificates take the pure
+        # Python scanner tens of milliseconds
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        config = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader) or {}
         chosen = _named(config.get("contexts"), context or config.get("current-context"))["context"]
         cluster = _named(config.get("clusters"), chosen["cluster"])["cluster"]
         user = (_named(config.get("users"), chosen.get("user")) or {}).get("user") or {}
