@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -66,6 +67,7 @@ class FakeKube:
         self.unavailable_after_cut = 0  # then the API server is down for this many requests
         self.on_watch: dict[int, object] = {}  # the Nth event watch (1-based) first runs this: history changes as it is watched
         self.watches = 0
+        self.server_errors: list[BaseException] = []  # what a handler raised, other than a client hanging up
         self.queries: list[tuple[str, dict]] = []  # the query of every request, by path
         self.token: str | None = None  # when set, a request without this bearer token gets 401
         self.version = 0  # resourceVersion of the last event written
@@ -265,7 +267,16 @@ class FakeKube:
             def do_DELETE(self):
                 self.handle_any("DELETE")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                """A client that hangs up mid-answer (a watch it stops reading, a stream it
+                drops) is normal, as for a real API server; anything else is kept for the
+                tests (socketserver would print it into the CLI's captured output)."""
+                error = sys.exc_info()[1]
+                if not isinstance(error, ConnectionError):
+                    fake.server_errors.append(error)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls:  # HTTPS, with client certificates as the context demands
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)

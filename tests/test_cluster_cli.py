@@ -32,6 +32,7 @@ def kube(tmp_path):
     for body in fake.created_bodies():  # everything the CLI sent must pass the real (tightened) CRD schema
         validate(body)
     fake.stop()
+    assert fake.server_errors == []  # the fake API itself never failed
 
 
 def cli(kube, *args):
@@ -380,7 +381,8 @@ def test_events_follow_watches_resumes_a_dropped_watch_and_lists_again_after_410
     result = cli(kube, "events", "fr-live", "-f", "--poll", "1")
     assert result.exit_code == 0, result.output
     lines = [flat(line) for line in result.output.splitlines()]
-    reasons = [next(r for r in ("Scheduled", "Pulled", "OOMKilling", "Started") if f" {r} " in line) for line in lines]
+    reasons = [next((r for r in ("Scheduled", "Pulled", "OOMKilling", "Started") if f" {r} " in line), line)
+               for line in lines]
     # listed; watched until the drop; listed again after 410 (by time, then name); watched
     assert reasons[:2] == ["Scheduled", "Pulled"] and sorted(reasons[2:4]) == ["OOMKilling", "Scheduled"], lines
     assert reasons[4:] == ["Started"], lines

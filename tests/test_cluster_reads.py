@@ -36,6 +36,7 @@ def kube(request, tmp_path, monkeypatch):
     fake.config = fake.kubeconfig(tmp_path / "kubeconfig")
     yield fake
     fake.stop()
+    assert fake.server_errors == []  # the fake API itself never failed
 
 
 def cli(kube, *args):
