@@ -12,3 +12,28 @@ May import: settings, io, fit, inference, results.
 """
 
 __version__ = "0.1.0"
+DISTRIBUTION = "fruits-pipeline"
+
+
+def declared_requirements() -> list[str]:
+    """pyproject.toml's dependencies as this installation records them (pins, extras and
+    markers); none when the package runs from a source tree."""
+    from importlib import metadata  # 20-30 ms: paid by the commands that ask, not at fruitsctl's start
+
+    try:
+        return metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return []
+
+
+def installed_versions(*distributions: str) -> dict[str, str]:
+    """The versions of those of these distributions that are installed."""
+    from importlib import metadata
+
+    found = {}
+    for name in distributions:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found

@@ -7,22 +7,21 @@ import json
 import platform
 import time
 import uuid
-from importlib import metadata
 
 from pyspark.sql import SparkSession
 
-from fruits import __version__
+from fruits import __version__, installed_versions
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import LATEST, JobConfig
 from fruits.settings.errors import UserError, worker_errors_as_user_errors
 from fruits.inference.featurize import ModelInBackground, featurize, plan_tasks
 from fruits.io.ingest import Listing, list_images
 from fruits.io.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, MOMENTS_FILE, STAGED, RunOutput, check_separate,
-                           part_file, same_place)
+                              part_file, same_place)
 from fruits.progress import StageClock
 from fruits.fit.model_files import load_reduction, save_pipeline_model
 from fruits.results.previous_run import (PreviousRun, ReusePlan, check_same_space, finished_run, latest_run, plan_reuse,
-                                 saved_tally, tally_rows, with_applied_settings)
+                                         saved_tally, tally_rows, with_applied_settings)
 from fruits.fit.reduce import Reduction, fit_reduction, max_components, project_rows
 from fruits.io.s3_settings import S3Settings
 from fruits.spark_session import configure_s3a
@@ -101,13 +100,8 @@ def plan_fingerprint(listing: Listing, partitions: int, config: JobConfig, previ
 
 
 def _versions(spark: SparkSession) -> dict[str, str]:
-    found = {"fruits": __version__, "python": platform.python_version(), "spark": spark.version}
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "pyarrow", "pandas"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    return {"fruits": __version__, "python": platform.python_version(), "spark": spark.version,
+            **installed_versions("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "pyarrow", "pandas")}
 
 
 def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = None,

@@ -188,7 +188,7 @@ def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
     apps = _reader(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
     apps.sort(key=lambda a: a["metadata"].get("creationTimestamp") or "", reverse=True)
     if fmt:
-        print(_dump([a for a in apps], fmt))
+        print(_dump(apps, fmt))
     elif not apps:
         print_note(f"No runs in namespace {namespace!r}.")
     else:

@@ -181,7 +181,7 @@ def events_table(events) -> Table:
     for column in ("time", "type", "object", "reason", "message"):
         table.add_column(column)
     for event in events:
-        when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+        when = _event_time(event)
         style = "red" if event.type == "Warning" else ""
         table.add_row(str(when or ""), styled((str(event.type), style)),
                       f"{event.involved_object.kind}/{event.involved_object.name}", event.reason or "",
@@ -191,8 +191,12 @@ def events_table(events) -> Table:
 
 def event_line(event) -> Text:
     """One event as it happens (`events --follow`): time, type, object, reason, message, repeats."""
-    when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+    when = _event_time(event)
     repeats = f" (x{event.count})" if (event.count or 1) > 1 else ""
     return styled(f"{when or ''}  ", (str(event.type), "red" if event.type == "Warning" else ""),
                   f"  {event.involved_object.kind}/{event.involved_object.name}  ", (event.reason or "", "bold"),
                   f"  {event.message or ''}{repeats}")
+
+
+def _event_time(event):
+    return event.last_timestamp or event.event_time or event.metadata.creation_timestamp

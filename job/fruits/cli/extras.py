@@ -4,31 +4,22 @@ cluster and S3 commands run on the base alone."""
 
 import re
 
+from fruits import DISTRIBUTION, declared_requirements, installed_versions
 from fruits.settings.errors import UserError
 
-DISTRIBUTION, EXTRA = "fruits-pipeline", "job"
+EXTRA = "job"
 
 
 def missing_job_libraries() -> list[str]:
     """The `job` extra's distributions (pyproject.toml, as installed) that are not installed;
     those with a platform marker (the two TensorFlow builds) are left to the others."""
-    from importlib import metadata  # 20 ms: when a command asks, not at fruitsctl's start
-
-    try:
-        requirements = metadata.requires(DISTRIBUTION) or []
-    except metadata.PackageNotFoundError:  # run from a source tree: nothing to compare with
-        return []
-    missing = []
-    for requirement in requirements:
+    wanted = []
+    for requirement in declared_requirements():  # none from a source tree: nothing to compare with
         spec, _, marker = requirement.partition(";")
-        if f'extra == "{EXTRA}"' not in marker or "platform_machine" in marker:
-            continue
-        name = re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(0)
-        try:
-            metadata.version(name)
-        except metadata.PackageNotFoundError:
-            missing.append(name)
-    return missing
+        if f'extra == "{EXTRA}"' in marker and "platform_machine" not in marker:
+            wanted.append(re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(0))
+    installed = installed_versions(*wanted)
+    return [name for name in wanted if name not in installed]
 
 
 def require_job_extra(command: str) -> None:

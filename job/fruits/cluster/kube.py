@@ -210,7 +210,7 @@ class Kube:
         """Events about the app and its pods (driver and executors share the app's name prefix)."""
         with self._errors(namespace, verb="list events in"):
             items = self.core.list_namespaced_event(namespace).items
-        return sorted((e for e in items if (e.involved_object.name or "").startswith(names_prefix)), key=_event_order)
+        return sorted((e for e in items if _about(e, names_prefix)), key=_event_order)
 
     def watch_events(self, namespace: str, names_prefix: str, window_s: int = 3) -> Iterator[list]:
         """Events about the app and its pods as they happen: those listed now, then the client's
@@ -222,8 +222,7 @@ class Kube:
         version, outage = None, Outage()
 
         def fresh(events) -> list:
-            new = [e for e in events if (e.involved_object.name or "").startswith(names_prefix)
-                   and (e.metadata.uid, e.count or 1) not in shown]
+            new = [e for e in events if _about(e, names_prefix) and (e.metadata.uid, e.count or 1) not in shown]
             shown.update((e.metadata.uid, e.count or 1) for e in new)
             return new
 
@@ -254,6 +253,11 @@ class Kube:
                     raise UserError(f"The events of {names_prefix} could not be watched for "
                                     f"{retry.API_OUTAGE_LIMIT_S:.0f} s (the Kubernetes API at {self.host} {exc.why}): "
                                     "`fruitsctl events` lists them once the API answers.") from None
+
+
+def _about(event, names_prefix: str) -> bool:
+    """Whether an event concerns the app or its pods (driver and executors share its name prefix)."""
+    return (event.involved_object.name or "").startswith(names_prefix)
 
 
 def _event_order(event):

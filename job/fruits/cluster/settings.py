@@ -5,27 +5,21 @@ import functools
 import re
 from dataclasses import dataclass
 
-from fruits import __version__
+from fruits import __version__, declared_requirements
 from fruits.settings.errors import UserError
 from fruits.settings.options import fields_of, option
-
 
 
 @functools.cache
 def spark_version() -> str:
     """The Spark release: pyproject.toml's pyspark pin (images/Dockerfile's base tag must
     match; a test holds them equal), from this package's installed metadata: the cluster
-    commands run on the base install, without PySpark itself. Read when a manifest is built:
-    importlib.metadata costs fruitsctl's start 30 ms."""
-    from importlib import metadata
-
-    try:
-        requirements = metadata.requires("fruits-pipeline") or []
-    except metadata.PackageNotFoundError:  # a source tree on the path: PySpark is beside it
-        requirements = []
-    for requirement in requirements:
+    commands run on the base install, without PySpark itself. Read when a manifest is built."""
+    for requirement in declared_requirements():
         if found := re.match(r"pyspark==([^\s;]+)", requirement):
             return found.group(1)
+    from importlib import metadata  # a source tree on the path: PySpark is beside it
+
     return metadata.version("pyspark")
 
 

@@ -28,7 +28,7 @@ from fruits.io.output import ERRORS, LISTED_SCHEMA, STAGED, STAGED_SCHEMA, part_
 from fruits.inference.progress_counter import ImageCounterAddress, ImageReporter
 from fruits.io.storage import Store
 from fruits.inference.runtimes import (KerasRuntime, TFLiteRuntime, cached_by_content, converted_model, converted_name,
-                             stored_model)
+                                       stored_model)
 from fruits.fit.tally import PartitionTally, stats_file
 from fruits.io.vectors import to_arrow
 

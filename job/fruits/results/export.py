@@ -23,12 +23,11 @@ import os
 import platform
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from fruits import __version__
+from fruits import __version__, installed_versions
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import JobConfig
 from fruits.inference.decode import BadImage, decode_image
@@ -290,10 +289,5 @@ def _write(to: Path, files: dict[str, bytes]) -> None:
 
 
 def _versions() -> dict:
-    found = {"fruits": __version__, "python": platform.python_version()}
-    for package in ("tensorflow", "tensorflow-cpu", "ai-edge-litert"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    return {"fruits": __version__, "python": platform.python_version(),
+            **installed_versions("tensorflow", "tensorflow-cpu", "ai-edge-litert")}
