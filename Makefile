@@ -41,7 +41,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test bench bench-incremental bench-export bench-cli base-install-check clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme bench bench-incremental bench-export bench-cli base-install-check clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -77,8 +77,23 @@ jars: install ## Fetch the S3A connector jars (checksums verified) into ~/.cache
 run: install ## Run the job locally (demo data unless ARGS has --input)
 	$(BIN)/fruitsctl run $(ARGS)
 
-test: install jars ## Run the test suite (needs ../shared beside the project; not the image tests)
+test: install jars ## Run the unit and integration tests (needs ../shared beside the project; not the image tests)
 	$(BIN)/python -m pytest
+
+test-fast: install ## Run the unit tests only: no Spark, no network, under a minute
+	$(BIN)/python -m pytest tests/unit
+
+lint: install ## Format and lint (ruff), types (mypy), import layers (import-linter)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+docs: install ## Build the docs site (mkdocs, strict: broken links fail) into .cache/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d .cache/site
+
+chart-readme: install ## Regenerate charts/fruits-pipeline/README.md from the values' `# --` comments
+	$(BIN)/python .ci/chart_readme.py
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)

@@ -26,24 +26,37 @@ def pods(app: dict, accounts: dict[str, bool]) -> list[dict]:
     for role in ("driver", "executor"):
         part = spec[role]
         memory = mebibytes(part["memory"], part["memoryOverhead"])
-        found.append({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{app['metadata']['name']}-{role}", "namespace": app["metadata"]["namespace"],
-                         "labels": part["labels"]},
-            "spec": {
-                "serviceAccountName": part["serviceAccount"],
-                "automountServiceAccountToken": accounts.get(part["serviceAccount"], True),
-                "securityContext": part["podSecurityContext"],
-                "volumes": spec["volumes"],
-                "containers": [{
-                    "name": f"spark-kubernetes-{role}", "image": spec["image"],
-                    "imagePullPolicy": spec["imagePullPolicy"], "securityContext": part["securityContext"],
-                    "volumeMounts": part["volumeMounts"], **({"envFrom": part["envFrom"]} if "envFrom" in part else {}),
-                    "resources": {"requests": {"cpu": str(part["cores"]), "memory": memory},
-                                  "limits": {"cpu": part["coreLimit"], "memory": memory}},
-                }],
-            },
-        })
+        found.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{app['metadata']['name']}-{role}",
+                    "namespace": app["metadata"]["namespace"],
+                    "labels": part["labels"],
+                },
+                "spec": {
+                    "serviceAccountName": part["serviceAccount"],
+                    "automountServiceAccountToken": accounts.get(part["serviceAccount"], True),
+                    "securityContext": part["podSecurityContext"],
+                    "volumes": spec["volumes"],
+                    "containers": [
+                        {
+                            "name": f"spark-kubernetes-{role}",
+                            "image": spec["image"],
+                            "imagePullPolicy": spec["imagePullPolicy"],
+                            "securityContext": part["securityContext"],
+                            "volumeMounts": part["volumeMounts"],
+                            **({"envFrom": part["envFrom"]} if "envFrom" in part else {}),
+                            "resources": {
+                                "requests": {"cpu": str(part["cores"]), "memory": memory},
+                                "limits": {"cpu": part["coreLimit"], "memory": memory},
+                            },
+                        }
+                    ],
+                },
+            }
+        )
     return found
 
 
@@ -52,10 +65,18 @@ def main(out: Path) -> None:
     chart = Chart.load(str(CHART))
     for values_file in sorted((CHART / "ci").glob("*values.yaml")):
         rendered = chart.render(yaml.safe_load(values_file.read_text()), name="fruits", namespace="fruits")
-        documents = [d for path, text in rendered.items() if not path.endswith("NOTES.txt")
-                     for d in yaml.safe_load_all(text) if d]
-        accounts = {d["metadata"]["name"]: d.get("automountServiceAccountToken", True)
-                    for d in documents if d["kind"] == "ServiceAccount"}
+        documents = [
+            d
+            for path, text in rendered.items()
+            if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text)
+            if d
+        ]
+        accounts = {
+            d["metadata"]["name"]: d.get("automountServiceAccountToken", True)
+            for d in documents
+            if d["kind"] == "ServiceAccount"
+        }
         documents += [pod for d in documents if re.search(r"SparkApplication$", d["kind"]) for pod in pods(d, accounts)]
         (out / values_file.name).write_text(yaml.safe_dump_all(documents, sort_keys=False))
         print(out / values_file.name)

@@ -32,8 +32,9 @@ CODE_ENV = "FRUITS_BENCH_CODE"  # the job/ folder a child measures (default: thi
 
 def code_at(revision: str) -> Path:
     """This repository's job/ folder at `revision` (a commit), extracted under WORK."""
-    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", revision], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     target = WORK / f"code-{commit}"
     if not (target / "job").is_dir():
         target.mkdir(parents=True, exist_ok=True)
@@ -138,12 +139,12 @@ class PeakRss:
 def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
     """The backbone alone on preprocessed arrays, in the runtime the pipeline uses, one
     thread (as in one Spark task)."""
+    from fruits.featurize.backbone_model import load_backbone
+    from fruits.featurize.decode import decode_image
     from fruits.settings.backbones import BACKBONES
-    from fruits.inference.decode import decode_image
-    from fruits.inference.featurize import load_model
 
     backbone = BACKBONES["mobilenet_v2"]
-    predict = load_model(backbone, size, str(WEIGHTS), 1, runtime)
+    predict = load_backbone(backbone, size, str(WEIGHTS), 1, runtime)
     files = sorted(SAMPLE.glob("*/*.jpg"))[:batch]
     chunk = backbone.preprocess(np.stack([decode_image(f.read_bytes(), size) for f in files]))
     predict(chunk)
@@ -156,8 +157,8 @@ def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
 def measure_decode(size: int, batch: int, images: int) -> dict:
     """Decoding, resizing and normalising alone, one thread: the per-image work that no
     pipeline can avoid before the model runs."""
+    from fruits.featurize.decode import decode_image
     from fruits.settings.backbones import BACKBONES
-    from fruits.inference.decode import decode_image
 
     backbone = BACKBONES["mobilenet_v2"]
     data = [f.read_bytes() for f in sorted(SAMPLE.glob("*/*.jpg"))]
@@ -167,7 +168,7 @@ def measure_decode(size: int, batch: int, images: int) -> dict:
     for _ in range(max(3, images // len(data))):  # the best of several passes: least disturbed
         start = time.perf_counter()
         for first in range(0, len(data) - batch + 1, batch):  # as featurize does, batch by batch
-            for i, image in enumerate(data[first:first + batch]):
+            for i, image in enumerate(data[first : first + batch]):
                 pixels[i] = decode_image(image, size)
             backbone.preprocess(pixels, out=inputs)
         best = min(best, time.perf_counter() - start)
@@ -177,9 +178,9 @@ def measure_decode(size: int, batch: int, images: int) -> dict:
 def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, baked: bool = False) -> dict:
     import pyarrow.parquet as pq
 
-    from fruits.settings.config import build_config
+    from fruits.featurize.runtimes import BAKED_DIR_ENV, bake, local_cache_dir
     from fruits.pipeline import run_job
-    from fruits.inference.runtimes import BAKED_DIR_ENV, bake, local_cache_dir
+    from fruits.settings.config import build_config
     from fruits.spark_session import local_spark
 
     # A truly cold start, like a fresh executor pod: no converted TFLite model on disk yet,
@@ -189,11 +190,19 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
     if baked:
         os.environ[BAKED_DIR_ENV] = str(bake(str(WORK / "baked"), "mobilenet_v2", size, str(WEIGHTS)).parent)
         shutil.rmtree(local_cache_dir(), ignore_errors=True)  # baking converted through it
-    config = build_config({"input": dataset, "output": str(WORK / "unused"), "weights": str(WEIGHTS),
-                           "image_size": size, "runtime": runtime})
+    config = build_config(
+        {
+            "input": dataset,
+            "output": str(WORK / "unused"),
+            "weights": str(WEIGHTS),
+            "image_size": size,
+            "runtime": runtime,
+        }
+    )
     try:  # as fruitsctl does: the model prepared while Spark starts (older versions: within the run)
-        from fruits.inference.featurize import ModelInBackground
-        first = {"model": ModelInBackground(config)}
+        from fruits.featurize.backbone_model import BackboneInBackground
+
+        first = {"backbone": BackboneInBackground(config)}
     except ImportError:
         first = {}
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
@@ -202,18 +211,34 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
         for attempt in range(1 + warm_runs):
             output = WORK / f"out-pipeline-{os.getpid()}-{attempt}"
             shutil.rmtree(output, ignore_errors=True)
-            config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS),
-                                   "image_size": size, "runtime": runtime})
+            config = build_config(
+                {
+                    "input": dataset,
+                    "output": str(output),
+                    "weights": str(WEIGHTS),
+                    "image_size": size,
+                    "runtime": runtime,
+                }
+            )
             manifest = run_job(spark, config, **(first if attempt == 0 else {}))
-            runs.append({"img_s": manifest["counts"]["read"] / manifest["timings_s"]["total"],
-                         "timings_s": manifest["timings_s"], "k": manifest["pca"]["k"]})
+            runs.append(
+                {
+                    "img_s": manifest["counts"]["read"] / manifest["timings_s"]["total"],
+                    "timings_s": manifest["timings_s"],
+                    "k": manifest["pca"]["k"],
+                }
+            )
             if accuracy is None:
                 table = pq.read_table(output / "features", columns=["path", "label", "pca"]).to_pydict()
                 accuracy = held_out_accuracy(table["path"], table["label"], table["pca"])
             shutil.rmtree(output, ignore_errors=True)
     spark.stop()
-    return {"cold": runs[0], "warm": runs[1:], "accuracy": accuracy,
-            "peak_rss_mb": {"driver_and_jvm": round(rss.driver), "python_worker": round(rss.worker)}}
+    return {
+        "cold": runs[0],
+        "warm": runs[1:],
+        "accuracy": accuracy,
+        "peak_rss_mb": {"driver_and_jvm": round(rss.driver), "python_worker": round(rss.worker)},
+    }
 
 
 # Where a warm image's core time goes: each sampled worker stack is charged to the innermost
@@ -228,8 +253,8 @@ PROFILE_PARTS = (
     ("moments", "tally.py", ("PartitionTally",)),
     ("read files", "storage.py", ("read_many", "_read_local", "_read_object")),
     ("Parquet write", "storage.py", ("writer", "write", "write_bytes")),
-    ("Parquet write", "featurize.py", ("featurize_partition",)),  # its write_table calls
-    ("Arrow rows", "featurize.py", ("featurize_files",)),
+    ("Parquet write", "partitions.py", ("featurize_partition",)),  # its write_table calls
+    ("Arrow rows", "partitions.py", ("featurize_files",)),
     ("PCA projection (write stage)", "reduce.py", ("project_files",)),
     ("statistics merge", "tally.py", ("merge_group", "RunTally")),
 )
@@ -239,9 +264,9 @@ def _profile_part(stack: str) -> str:
     for frame in reversed(stack.split(";")):
         function, _, where = frame.partition(" (")
         for part, filename, functions in PROFILE_PARTS:
-            if f"/{filename}:" in where or where.startswith(f"{filename}:"):
-                if any(name in function for name in functions):
-                    return part
+            in_file = f"/{filename}:" in where or where.startswith(f"{filename}:")
+            if in_file and any(name in function for name in functions):
+                return part
     return "Spark worker protocol, other Python"
 
 
@@ -253,8 +278,8 @@ def _cpu_seconds(pid: int) -> float:
 def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> dict:
     """One warm run with its Python workers sampled by py-spy (active samples only, so their
     CPU time) and the JVM's and driver's CPU read from /proc: core-ms per image, by part."""
-    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
+    from fruits.settings.config import build_config
     from fruits.spark_session import local_spark
 
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
@@ -262,18 +287,36 @@ def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> d
 
     def run(output):
         shutil.rmtree(output, ignore_errors=True)
-        config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS), "image_size": size,
-                               "runtime": runtime})
+        config = build_config(
+            {"input": dataset, "output": str(output), "weights": str(WEIGHTS), "image_size": size, "runtime": runtime}
+        )
         return run_job(spark, config)
 
     run(outputs[0])  # warm-up: workers started, model loaded
     tree = _descendants(os.getpid())
-    workers = [pid for pid, cmd in tree.items() if "-m fruits.inference.spark_worker" in cmd]
+    workers = [pid for pid, cmd in tree.items() if "-m fruits.featurize.spark_worker" in cmd]
     jvms = [pid for pid, cmd in tree.items() if "java" in cmd.split(" ")[0]]
     samples = WORK / f"profile-{os.getpid()}"
-    samplers = [subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate",
-                                  str(rate), "--format", "raw", "--nonblocking", "-o", f"{samples}-{pid}.txt"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers]
+    samplers = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-o",
+                f"{samples}-{pid}.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in workers
+    ]
     time.sleep(1.0)  # samplers attached
     jvm_before, driver_before = sum(map(_cpu_seconds, jvms)), time.process_time()
     manifest = run(outputs[1])
@@ -295,16 +338,21 @@ def measure_profile(dataset: str, size: int, runtime: str, rate: int = 200) -> d
     images = manifest["counts"]["read"]
     parts["JVM (Spark: scheduling, task hand-over)"] = jvm_cpu
     parts["driver Python (planning, PCA fit, manifest)"] = driver_cpu
-    return {"images": images, "wall_s": manifest["timings_s"]["total"],
-            "core_ms_per_image": {part: round(1000 * seconds / images, 3)
-                                  for part, seconds in sorted(parts.items(), key=lambda item: -item[1])}}
+    return {
+        "images": images,
+        "wall_s": manifest["timings_s"]["total"],
+        "core_ms_per_image": {
+            part: round(1000 * seconds / images, 3)
+            for part, seconds in sorted(parts.items(), key=lambda item: -item[1])
+        },
+    }
 
 
 def measure_stats(datasets: list[str], images_per_task: int) -> dict:
     """What the driver receives for the PCA statistics, at growing data and task counts (the
     tasks are many small ones on purpose: one per `images_per_task` images)."""
-    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
+    from fruits.settings.config import build_config
     from fruits.spark_session import local_spark
 
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
@@ -313,8 +361,14 @@ def measure_stats(datasets: list[str], images_per_task: int) -> dict:
         output = WORK / f"out-stats-{os.getpid()}"
         shutil.rmtree(output, ignore_errors=True)
         images = sum(1 for _ in Path(dataset).glob("*/*.jpg"))
-        config = build_config({"input": dataset, "output": str(output), "weights": str(WEIGHTS),
-                               "partitions": max(1, images // images_per_task)})
+        config = build_config(
+            {
+                "input": dataset,
+                "output": str(output),
+                "weights": str(WEIGHTS),
+                "partitions": max(1, images // images_per_task),
+            }
+        )
         featurize = run_job(spark, config)["featurize"]
         found[str(images)] = {"tasks": featurize["partitions"], "bytes": featurize["stats_bytes_to_driver"]}
         shutil.rmtree(output, ignore_errors=True)
@@ -326,9 +380,8 @@ def measure_seeds(dataset: str, images: int) -> dict:
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(HERE))
-    from seeds_baseline import run_seeds
-
     from fruits.spark_session import local_spark
+    from seeds_baseline import run_seeds
 
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
     output = WORK / f"out-seeds-{os.getpid()}"
@@ -338,7 +391,11 @@ def measure_seeds(dataset: str, images: int) -> dict:
     table = pq.read_table(output / "features", columns=["path", "label", "pca"]).to_pydict()
     shutil.rmtree(output, ignore_errors=True)
     spark.stop()
-    return {"img_s": images / wall, "k": result["k"], "accuracy": held_out_accuracy(table["path"], table["label"], table["pca"])}
+    return {
+        "img_s": images / wall,
+        "k": result["k"],
+        "accuracy": held_out_accuracy(table["path"], table["label"], table["pca"]),
+    }
 
 
 def measure_incremental(dataset: str, size: int, runtime: str, repeats: int, new_every: int = 10) -> dict:
@@ -346,8 +403,8 @@ def measure_incremental(dataset: str, size: int, runtime: str, repeats: int, new
     `new_every`-th; then they arrive. Full run vs incremental run (--incremental-from the
     previous) on the same final input, alternately in one warm Spark session; job wall time
     (the manifest's total, Spark's start excluded: it is the same for both)."""
-    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
+    from fruits.settings.config import build_config
     from fruits.spark_session import local_spark
 
     base = WORK / f"incremental-{os.getpid()}"
@@ -377,26 +434,34 @@ def measure_incremental(dataset: str, size: int, runtime: str, repeats: int, new
             shutil.rmtree(output)
     spark.stop()
     shutil.rmtree(base, ignore_errors=True)
-    return {"images": len(list(Path(dataset).glob("*/*.jpg"))), "new": len(arriving), "full_s": full,
-            "incremental_s": incremental, "reuse_model_s": refit, "reused": reused["reused"],
-            "ratios": [round(i / f, 3) for i, f in zip(incremental, full)]}
+    return {
+        "images": len(list(Path(dataset).glob("*/*.jpg"))),
+        "new": len(arriving),
+        "full_s": full,
+        "incremental_s": incremental,
+        "reuse_model_s": refit,
+        "reused": reused["reused"],
+        "ratios": [round(i / f, 3) for i, f in zip(incremental, full)],
+    }
 
 
 def measure_export(images: int = 300) -> dict:
     """fruitsctl export of a run on the Fruits-360 sample, float / dynamic / int8: file sizes,
     what the export measured, and single-thread LiteRT latency per photo (one at a time, as a
     phone runs it), next to the pipeline's core-ms per image in the same run."""
-    from fruits.settings.config import DEFAULTS, build_config
-    from fruits.results.export import CLASSIFIER, FEATURIZER, LiteModel, export_run
     from fruits.pipeline import run_job
+    from fruits.results.export import CLASSIFIER, FEATURIZER, LiteModel, export_run
+    from fruits.settings.config import DEFAULTS, build_config
     from fruits.spark_session import local_spark
 
     base = WORK / f"export-{os.getpid()}"
     shutil.rmtree(base, ignore_errors=True)
     spark = local_spark("local[*]", {"spark.ui.enabled": "false"})
-    manifest = run_job(spark, build_config({"input": str(SAMPLE), "output": str(base / "run"), "weights": str(WEIGHTS)}))
+    manifest = run_job(
+        spark, build_config({"input": str(SAMPLE), "output": str(base / "run"), "weights": str(WEIGHTS)})
+    )
     spark.stop()
-    size = manifest["model"]["image_size"]
+    size = manifest["backbone"]["image_size"]
     photos = [np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8) for i in range(images)]
     found = {"pipeline_core_ms_per_image": manifest["cost"]["core_seconds_per_1000_images"], "variants": {}}
     for quantize in ("none", "dynamic", "int8"):
@@ -410,9 +475,12 @@ def measure_export(images: int = 300) -> dict:
             for photo in photos:
                 model(photo)
             latency[name] = round((time.perf_counter() - started) * 1000 / len(photos), 3)
-        found["variants"][quantize] = {"bytes": description["file_bytes"], "ms_per_image_one_thread": latency,
-                                       "featurizer_max_abs_diff": description["featurizer_parity"]["max_abs_diff"],
-                                       "top1": description["classifier"]["top1"]}
+        found["variants"][quantize] = {
+            "bytes": description["file_bytes"],
+            "ms_per_image_one_thread": latency,
+            "featurizer_max_abs_diff": description["featurizer_parity"]["max_abs_diff"],
+            "top1": description["classifier"]["top1"],
+        }
     shutil.rmtree(base, ignore_errors=True)
     return found
 
@@ -433,16 +501,23 @@ def in_child(kind: str, code: Path | None = None, **kwargs) -> dict:
 
 # ---------------------------------------------------------------- orchestration
 def spread(values: list[float]) -> dict:
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2),
-            "runs": [round(v, 2) for v in values]}
+    return {
+        "median": round(statistics.median(values), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+        "runs": [round(v, 2) for v in values],
+    }
 
 
 def raw_throughput(size: int, batch: int, images: int, cores: int, runtime: str) -> float:
     """Aggregate img/s of `cores` concurrent single-thread processes (one per Spark task slot)."""
     results: list[dict] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        in_child("raw", size=size, batch=batch, images=images, runtime=runtime)))
-               for _ in range(cores)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(in_child("raw", size=size, batch=batch, images=images, runtime=runtime))
+        )
+        for _ in range(cores)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -455,24 +530,44 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=int(os.environ.get("BENCH_IMAGES", 2592)))
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)))
     parser.add_argument("--size", type=int, default=None, help="image size (default: the job's default)")
-    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", ""),
-                        help="extra settings to sweep: sizes, or size:runtime, e.g. 96,160,128:tf")
-    parser.add_argument("--scale-images", type=int, default=int(os.environ.get("BENCH_SCALE_IMAGES", 0)),
-                        help="also measure raw model and warm pipeline at this larger size (no seeds run)")
-    parser.add_argument("--before", default=os.environ.get("BENCH_BEFORE", ""),
-                        help="also measure the pipeline's cold, warm and memory figures at this git revision (old vs new)")
+    parser.add_argument(
+        "--sizes",
+        default=os.environ.get("BENCH_SIZES", ""),
+        help="extra settings to sweep: sizes, or size:runtime, e.g. 96,160,128:tf",
+    )
+    parser.add_argument(
+        "--scale-images",
+        type=int,
+        default=int(os.environ.get("BENCH_SCALE_IMAGES", 0)),
+        help="also measure raw model and warm pipeline at this larger size (no seeds run)",
+    )
+    parser.add_argument(
+        "--before",
+        default=os.environ.get("BENCH_BEFORE", ""),
+        help="also measure the pipeline's cold, warm and memory figures at this git revision (old vs new)",
+    )
     parser.add_argument("--skip-seeds", action="store_true", help="leave out the seeds' approach (slow)")
-    parser.add_argument("--only", choices=("incremental", "export"),
-                        help="one measurement alone: incremental vs full runs (at --images, and --scale-images if "
-                             "given), or the phone export; writes bench/results-ONLY.json")
+    parser.add_argument(
+        "--only",
+        choices=("incremental", "export"),
+        help="one measurement alone: incremental vs full runs (at --images, and --scale-images if "
+        "given), or the phone export; writes bench/results-ONLY.json",
+    )
     parser.add_argument("--child")
     parser.add_argument("--kwargs")
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT / "job")))
-        measure = {"raw": measure_raw, "decode": measure_decode, "pipeline": measure_pipeline,
-                   "seeds": measure_seeds, "stats": measure_stats, "profile": measure_profile,
-                   "incremental": measure_incremental, "export": measure_export}[args.child]
+        measure = {
+            "raw": measure_raw,
+            "decode": measure_decode,
+            "pipeline": measure_pipeline,
+            "seeds": measure_seeds,
+            "stats": measure_stats,
+            "profile": measure_profile,
+            "incremental": measure_incremental,
+            "export": measure_export,
+        }[args.child]
         print(json.dumps(measure(**json.loads(args.kwargs))))
         return
 
@@ -484,12 +579,17 @@ def main() -> None:
     size, batch, cores = args.size or DEFAULTS.image_size, DEFAULTS.batch_size, os.cpu_count() or 1
     runtime = DEFAULTS.runtime
     dataset = str(replicate_sample(args.images))
-    print(f"benchmark: {args.images} images, {size}px, {runtime}, batch {batch}, {cores} cores, "
-          f"{args.repeats} repeats", flush=True)
+    print(
+        f"benchmark: {args.images} images, {size}px, {runtime}, batch {batch}, {cores} cores, {args.repeats} repeats",
+        flush=True,
+    )
 
     if args.only:
-        measured = in_child("export") if args.only == "export" else \
-            [incremental_figures(figures) for figures in incremental_runs(args, dataset, size, runtime)]
+        measured = (
+            in_child("export")
+            if args.only == "export"
+            else [incremental_figures(figures) for figures in incremental_runs(args, dataset, size, runtime)]
+        )
         (HERE / f"results-{args.only}.json").write_text(json.dumps(measured, indent=2))
         print(json.dumps(measured, indent=2))
         print(f"wrote {HERE / f'results-{args.only}.json'}")
@@ -497,30 +597,40 @@ def main() -> None:
     raw = [raw_throughput(size, batch, args.images // cores, cores, runtime) for _ in range(args.repeats)]
     print(f"  raw model: {spread(raw)}", flush=True)
     decode_ms = in_child("decode", size=size, batch=batch, images=args.images)["ms_per_image"]
-    pipeline = [in_child("pipeline", dataset=dataset, size=size, warm_runs=2, runtime=runtime)
-                for _ in range(args.repeats)]
+    pipeline = [
+        in_child("pipeline", dataset=dataset, size=size, warm_runs=2, runtime=runtime) for _ in range(args.repeats)
+    ]
     cold = [p["cold"]["img_s"] for p in pipeline]
-    cold_baked = [in_child("pipeline", dataset=dataset, size=size, warm_runs=0, runtime=runtime, baked=True)
-                  ["cold"]["img_s"] for _ in range(args.repeats)]
+    cold_baked = [
+        in_child("pipeline", dataset=dataset, size=size, warm_runs=0, runtime=runtime, baked=True)["cold"]["img_s"]
+        for _ in range(args.repeats)
+    ]
     warm = [w["img_s"] for p in pipeline for w in p["warm"]]
-    print(f"  pipeline: cold {spread(cold)} cold with a baked model {spread(cold_baked)} warm {spread(warm)}",
-          flush=True)
+    print(
+        f"  pipeline: cold {spread(cold)} cold with a baked model {spread(cold_baked)} warm {spread(warm)}", flush=True
+    )
     before = {}
     if args.before:  # the same measurements on an older version's code, in this same run
         old = code_at(args.before)
-        old_runs = [in_child("pipeline", code=old, dataset=dataset, size=size, warm_runs=2, runtime=runtime)
-                    for _ in range(args.repeats)]
-        before = {"revision": args.before,
-                  "cold_img_s": spread([p["cold"]["img_s"] for p in old_runs]),
-                  "warm_img_s": spread([w["img_s"] for p in old_runs for w in p["warm"]]),
-                  "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in old_runs) for key in old_runs[0]["peak_rss_mb"]}}
+        old_runs = [
+            in_child("pipeline", code=old, dataset=dataset, size=size, warm_runs=2, runtime=runtime)
+            for _ in range(args.repeats)
+        ]
+        before = {
+            "revision": args.before,
+            "cold_img_s": spread([p["cold"]["img_s"] for p in old_runs]),
+            "warm_img_s": spread([w["img_s"] for p in old_runs for w in p["warm"]]),
+            "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in old_runs) for key in old_runs[0]["peak_rss_mb"]},
+        }
         print(f"  before ({args.before}): {before}", flush=True)
-    seeds = [] if args.skip_seeds else [in_child("seeds", dataset=dataset, images=args.images)
-                                        for _ in range(args.repeats)]
+    seeds = (
+        [] if args.skip_seeds else [in_child("seeds", dataset=dataset, images=args.images) for _ in range(args.repeats)]
+    )
     print(f"  seeds: {spread([s['img_s'] for s in seeds]) if seeds else 'skipped'}", flush=True)
 
-    small = in_child("pipeline", dataset=str(replicate_sample(max(64, args.images // 4))), size=size, warm_runs=0,
-                     runtime=runtime)
+    small = in_child(
+        "pipeline", dataset=str(replicate_sample(max(64, args.images // 4))), size=size, warm_runs=0, runtime=runtime
+    )
     quarter = max(64, args.images // 4)
     stats_bytes = in_child("stats", datasets=[str(replicate_sample(quarter)), dataset], images_per_task=100)
     print(f"  PCA statistics to the driver: {stats_bytes}", flush=True)
@@ -537,24 +647,39 @@ def main() -> None:
         run = in_child("pipeline", dataset=dataset, size=int(extra), warm_runs=1, runtime=extra_runtime)
         extra_raw = raw_throughput(int(extra), batch, args.images // cores, cores, extra_runtime)
         sweep[f"{extra}px {extra_runtime}"] = {
-            "raw_img_s": round(extra_raw, 1), "pipeline_warm_img_s": round(run["warm"][0]["img_s"], 1),
+            "raw_img_s": round(extra_raw, 1),
+            "pipeline_warm_img_s": round(run["warm"][0]["img_s"], 1),
             "ratio_pipeline_to_raw": round(run["warm"][0]["img_s"] / extra_raw, 3),
-            "accuracy": run["accuracy"], "k": run["warm"][0]["k"]}
+            "accuracy": run["accuracy"],
+            "k": run["warm"][0]["k"],
+        }
 
     scale = {}
     if args.scale_images:
-        big = in_child("pipeline", dataset=str(replicate_sample(args.scale_images)), size=size, warm_runs=2,
-                       runtime=runtime)
+        big = in_child(
+            "pipeline", dataset=str(replicate_sample(args.scale_images)), size=size, warm_runs=2, runtime=runtime
+        )
         big_raw = raw_throughput(size, batch, args.scale_images // cores, cores, runtime)
         big_warm = statistics.median(w["img_s"] for w in big["warm"])
-        scale = {"images": args.scale_images, "raw_img_s": round(big_raw, 1), "pipeline_warm_img_s": round(big_warm, 1),
-                 "ratio_pipeline_to_raw": round(big_warm / big_raw, 3), "accuracy": big["accuracy"],
-                 "peak_rss_mb": big["peak_rss_mb"], "stage_timings_s_warm": big["warm"][-1]["timings_s"]}
+        scale = {
+            "images": args.scale_images,
+            "raw_img_s": round(big_raw, 1),
+            "pipeline_warm_img_s": round(big_warm, 1),
+            "ratio_pipeline_to_raw": round(big_warm / big_raw, 3),
+            "accuracy": big["accuracy"],
+            "peak_rss_mb": big["peak_rss_mb"],
+            "stage_timings_s_warm": big["warm"][-1]["timings_s"],
+        }
 
     model_ms = cores * 1000 / statistics.median(raw)  # core-ms per image in the raw model
     seeds_img_s = statistics.median([s["img_s"] for s in seeds]) if seeds else None
     results = {
-        "images": args.images, "image_size": size, "runtime": runtime, "batch_size": batch, "cores": cores, "repeats": args.repeats,
+        "images": args.images,
+        "image_size": size,
+        "runtime": runtime,
+        "batch_size": batch,
+        "cores": cores,
+        "repeats": args.repeats,
         "raw_img_s": spread(raw)["median"],
         "pipeline_cold_img_s": spread(cold)["median"],
         "pipeline_warm_img_s": spread(warm)["median"],
@@ -562,7 +687,9 @@ def main() -> None:
         "seeds_img_s": seeds_img_s,
         "ratio_pipeline_to_raw": round(statistics.median(warm) / statistics.median(raw), 3),
         # CPU time per image spent beyond the model's own (decode, Spark, I/O, PCA, fixed costs spread)
-        "overhead_core_ms_per_image": round(cores * 1000 * (1 / statistics.median(warm) - 1 / statistics.median(raw)), 2),
+        "overhead_core_ms_per_image": round(
+            cores * 1000 * (1 / statistics.median(warm) - 1 / statistics.median(raw)), 2
+        ),
         # Decoding alone (no Spark) against the model's core-ms per image: the ratio a
         # pipeline with zero Spark, I/O and PCA costs would reach.
         "decode_ms_per_image": round(decode_ms, 3),
@@ -573,9 +700,13 @@ def main() -> None:
         "seeds_accuracy": statistics.median(s["accuracy"] for s in seeds) if seeds else None,
         "peak_rss_mb": {key: max(p["peak_rss_mb"][key] for p in pipeline) for key in pipeline[0]["peak_rss_mb"]},
         "peak_rss_mb_quarter_input": small["peak_rss_mb"],
-        "spread": {"raw_img_s": spread(raw), "pipeline_cold_img_s": spread(cold),
-                   "pipeline_cold_baked_img_s": spread(cold_baked), "pipeline_warm_img_s": spread(warm),
-                   **({"seeds_img_s": spread([s["img_s"] for s in seeds])} if seeds else {})},
+        "spread": {
+            "raw_img_s": spread(raw),
+            "pipeline_cold_img_s": spread(cold),
+            "pipeline_cold_baked_img_s": spread(cold_baked),
+            "pipeline_warm_img_s": spread(warm),
+            **({"seeds_img_s": spread([s["img_s"] for s in seeds])} if seeds else {}),
+        },
         "stage_timings_s_warm": pipeline[0]["warm"][-1]["timings_s"],
         # bytes the driver receives for the PCA statistics, at 1/4 and at the full input
         "pca_stats_bytes_to_driver": stats_bytes,
@@ -593,24 +724,33 @@ def main() -> None:
 def incremental_runs(args, dataset: str, size: int, runtime: str) -> list[dict]:
     """measure_incremental at --images, and at --scale-images where given."""
     datasets = [dataset, *([str(replicate_sample(args.scale_images))] if args.scale_images else [])]
-    return [in_child("incremental", dataset=data, size=size, runtime=runtime, repeats=args.repeats) for data in datasets]
+    return [
+        in_child("incremental", dataset=data, size=size, runtime=runtime, repeats=args.repeats) for data in datasets
+    ]
 
 
 def incremental_figures(measured: dict) -> dict:
-    full, incremental, reuse_model = (statistics.median(measured[key]) for key in ("full_s", "incremental_s",
-                                                                                   "reuse_model_s"))
-    return {**measured, "full_s": spread(measured["full_s"]), "incremental_s": spread(measured["incremental_s"]),
-            "reuse_model_s": spread(measured["reuse_model_s"]),
-            "ratio_incremental_to_full": round(incremental / full, 3),
-            "ratio_reuse_model_to_full": round(reuse_model / full, 3)}
+    full, incremental, reuse_model = (
+        statistics.median(measured[key]) for key in ("full_s", "incremental_s", "reuse_model_s")
+    )
+    return {
+        **measured,
+        "full_s": spread(measured["full_s"]),
+        "incremental_s": spread(measured["incremental_s"]),
+        "reuse_model_s": spread(measured["reuse_model_s"]),
+        "ratio_incremental_to_full": round(incremental / full, 3),
+        "ratio_reuse_model_to_full": round(reuse_model / full, 3),
+    }
 
 
 def print_table(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Fruits! benchmark: {results['images']} images, {results['image_size']}px {results['runtime']}, "
-                        f"{results['cores']} cores, median of {results['repeats']} (min-max)")
+    table = Table(
+        title=f"Fruits! benchmark: {results['images']} images, {results['image_size']}px {results['runtime']}, "
+        f"{results['cores']} cores, median of {results['repeats']} (min-max)"
+    )
     for column in ("measure", "img/s", "spread", "accuracy (1-NN)"):
         table.add_column(column)
     spreads = results["spread"]
@@ -625,56 +765,110 @@ def print_table(results: dict) -> None:
     row("pipeline, warm", "pipeline_warm_img_s", f"{results['accuracy']:.3f}")
     if results["seeds_img_s"]:
         row("seeds' approach (224px)", "seeds_img_s", f"{results['seeds_accuracy']:.3f}")
-    table.add_row("pipeline / raw", f"{results['ratio_pipeline_to_raw']:.2f}x",
-                  f"{results['overhead_core_ms_per_image']} core-ms/image beyond the model", "")
-    table.add_row("decode + resize + normalise alone", f"{results['decode_ms_per_image']} ms/image",
-                  f"caps pipeline / raw at {results['ratio_ceiling_after_decode']:.2f}x", "")
+    table.add_row(
+        "pipeline / raw",
+        f"{results['ratio_pipeline_to_raw']:.2f}x",
+        f"{results['overhead_core_ms_per_image']} core-ms/image beyond the model",
+        "",
+    )
+    table.add_row(
+        "decode + resize + normalise alone",
+        f"{results['decode_ms_per_image']} ms/image",
+        f"caps pipeline / raw at {results['ratio_ceiling_after_decode']:.2f}x",
+        "",
+    )
     if results["seeds_img_s"]:
-        table.add_row("pipeline / seeds", f"{results['ratio_to_seeds']:.1f}x warm, "
-                                          f"{results['ratio_cold_to_seeds']:.1f}x cold", "", "")
+        table.add_row(
+            "pipeline / seeds",
+            f"{results['ratio_to_seeds']:.1f}x warm, {results['ratio_cold_to_seeds']:.1f}x cold",
+            "",
+            "",
+        )
     if before := results["before"]:
         name = f"before ({before['revision']})"
         for label, key in (("cold", "cold_img_s"), ("warm", "warm_img_s")):
             old, new = before[key]["median"], spreads[f"pipeline_{key}"]["median"]
-            table.add_row(f"{name}, {label}", f"{old:.1f}", f"{before[key]['min']:.1f}-{before[key]['max']:.1f}",
-                          f"now {new / old:.2f}x")
-        table.add_row(f"{name}, peak RSS", f"driver+JVM {before['peak_rss_mb']['driver_and_jvm']} MB",
-                      f"worker {before['peak_rss_mb']['python_worker']} MB", "")
+            table.add_row(
+                f"{name}, {label}",
+                f"{old:.1f}",
+                f"{before[key]['min']:.1f}-{before[key]['max']:.1f}",
+                f"now {new / old:.2f}x",
+            )
+        table.add_row(
+            f"{name}, peak RSS",
+            f"driver+JVM {before['peak_rss_mb']['driver_and_jvm']} MB",
+            f"worker {before['peak_rss_mb']['python_worker']} MB",
+            "",
+        )
     rss = results["peak_rss_mb"]
     table.add_row("peak RSS", f"driver+JVM {rss['driver_and_jvm']} MB", f"worker {rss['python_worker']} MB", "")
     quarter = results["peak_rss_mb_quarter_input"]
-    table.add_row("peak RSS, 1/4 input", f"driver+JVM {quarter['driver_and_jvm']} MB",
-                  f"worker {quarter['python_worker']} MB", "")
+    table.add_row(
+        "peak RSS, 1/4 input", f"driver+JVM {quarter['driver_and_jvm']} MB", f"worker {quarter['python_worker']} MB", ""
+    )
     (small_images, small), (full_images, full) = results["pca_stats_bytes_to_driver"].items()
-    table.add_row("PCA statistics to the driver", f"{small['bytes'] / 2**20:.1f} / {full['bytes'] / 2**20:.1f} MiB",
-                  f"{small_images} / {full_images} images, {small['tasks']} / {full['tasks']} tasks", "")
+    table.add_row(
+        "PCA statistics to the driver",
+        f"{small['bytes'] / 2**20:.1f} / {full['bytes'] / 2**20:.1f} MiB",
+        f"{small_images} / {full_images} images, {small['tasks']} / {full['tasks']} tasks",
+        "",
+    )
     for inc in results.get("incremental", []):
-        table.add_row(f"full run, {inc['images']} images (job wall)", f"{inc['full_s']['median']:.2f} s",
-                      f"{inc['full_s']['min']:.2f}-{inc['full_s']['max']:.2f} s", "")
-        table.add_row(f"incremental, {inc['new']} new ({inc['reused']} reused)", f"{inc['incremental_s']['median']:.2f} s",
-                      f"{inc['ratio_incremental_to_full']:.2f}x the full run", "")
-        table.add_row("incremental --reuse-model", f"{inc['reuse_model_s']['median']:.2f} s",
-                      f"{inc['ratio_reuse_model_to_full']:.2f}x the full run", "")
+        table.add_row(
+            f"full run, {inc['images']} images (job wall)",
+            f"{inc['full_s']['median']:.2f} s",
+            f"{inc['full_s']['min']:.2f}-{inc['full_s']['max']:.2f} s",
+            "",
+        )
+        table.add_row(
+            f"incremental, {inc['new']} new ({inc['reused']} reused)",
+            f"{inc['incremental_s']['median']:.2f} s",
+            f"{inc['ratio_incremental_to_full']:.2f}x the full run",
+            "",
+        )
+        table.add_row(
+            "incremental --reuse-model",
+            f"{inc['reuse_model_s']['median']:.2f} s",
+            f"{inc['ratio_reuse_model_to_full']:.2f}x the full run",
+            "",
+        )
     if export := results.get("export"):
         for quantize, figures in export["variants"].items():
-            table.add_row(f"phone export, {quantize}: featurizer / classifier",
-                          f"{figures['bytes']['featurizer.tflite'] / 1e6:.1f} / {figures['bytes']['classifier.tflite'] / 1e6:.1f} MB",
-                          f"{figures['ms_per_image_one_thread']['featurizer.tflite']} / "
-                          f"{figures['ms_per_image_one_thread']['classifier.tflite']} ms a photo, 1 thread",
-                          f"top-1 {figures['top1']:.3f}")
+            table.add_row(
+                f"phone export, {quantize}: featurizer / classifier",
+                f"{figures['bytes']['featurizer.tflite'] / 1e6:.1f} / "
+                f"{figures['bytes']['classifier.tflite'] / 1e6:.1f} MB",
+                f"{figures['ms_per_image_one_thread']['featurizer.tflite']} / "
+                f"{figures['ms_per_image_one_thread']['classifier.tflite']} ms a photo, 1 thread",
+                f"top-1 {figures['top1']:.3f}",
+            )
         table.add_row("pipeline, same run", f"{export['pipeline_core_ms_per_image']} core-ms / image", "", "")
     for size, figures in results["size_sweep"].items():
-        table.add_row(f"{size}: raw / warm", f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}",
-                      f"{figures['ratio_pipeline_to_raw']:.2f}x", f"{figures['accuracy']:.3f}")
+        table.add_row(
+            f"{size}: raw / warm",
+            f"{figures['raw_img_s']} / {figures['pipeline_warm_img_s']}",
+            f"{figures['ratio_pipeline_to_raw']:.2f}x",
+            f"{figures['accuracy']:.3f}",
+        )
     if scale := results["scale"]:
-        table.add_row(f"{scale['images']} images: raw / warm", f"{scale['raw_img_s']} / {scale['pipeline_warm_img_s']}",
-                      f"{scale['ratio_pipeline_to_raw']:.2f}x", f"{scale['accuracy']:.3f}")
-        table.add_row(f"peak RSS, {scale['images']} images", f"driver+JVM {scale['peak_rss_mb']['driver_and_jvm']} MB",
-                      f"worker {scale['peak_rss_mb']['python_worker']} MB", "")
+        table.add_row(
+            f"{scale['images']} images: raw / warm",
+            f"{scale['raw_img_s']} / {scale['pipeline_warm_img_s']}",
+            f"{scale['ratio_pipeline_to_raw']:.2f}x",
+            f"{scale['accuracy']:.3f}",
+        )
+        table.add_row(
+            f"peak RSS, {scale['images']} images",
+            f"driver+JVM {scale['peak_rss_mb']['driver_and_jvm']} MB",
+            f"worker {scale['peak_rss_mb']['python_worker']} MB",
+            "",
+        )
     Console().print(table)
     profile = results["profile"]
-    parts = Table(title=f"Where a warm image's core time goes ({profile['images']} images, one warm run, "
-                        "py-spy on the Python workers, /proc for the JVM and driver)")
+    parts = Table(
+        title=f"Where a warm image's core time goes ({profile['images']} images, one warm run, "
+        "py-spy on the Python workers, /proc for the JVM and driver)"
+    )
     for column in ("part", "core-ms per image", "share"):
         parts.add_column(column)
     total = sum(profile["core_ms_per_image"].values())

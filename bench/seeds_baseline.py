@@ -29,8 +29,12 @@ def run_seeds(spark, input_path: str, output: str, weights: str, variance: float
     from fruits.fit.reduce import choose_k
 
     sc = spark.sparkContext
-    images = (spark.read.format("binaryFile").option("pathGlobFilter", "*.jpg")
-              .option("recursiveFileLookup", "true").load(input_path))
+    images = (
+        spark.read.format("binaryFile")
+        .option("pathGlobFilter", "*.jpg")
+        .option("recursiveFileLookup", "true")
+        .load(input_path)
+    )
     images = images.withColumn("label", F.element_at(F.split(images["path"], "/"), -2))
 
     model = MobileNetV2(weights=None, include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3))
@@ -61,11 +65,15 @@ def run_seeds(spark, input_path: str, output: str, weights: str, variance: float
     features.write.mode("overwrite").parquet(output + "/features_raw")
 
     frame = spark.read.parquet(output + "/features_raw").withColumn("vector", array_to_vector("features"))
-    scaled = StandardScaler(inputCol="vector", outputCol="scaled", withMean=True, withStd=True).fit(frame).transform(frame)
+    scaled = (
+        StandardScaler(inputCol="vector", outputCol="scaled", withMean=True, withStd=True).fit(frame).transform(frame)
+    )
     dim = len(frame.first()["features"])
     pca = PCA(k=dim, inputCol="scaled", outputCol="pca_all").fit(scaled)
     k = choose_k(pca.explainedVariance.toArray(), variance)
-    sliced = VectorSlicer(inputCol="pca_all", outputCol="pca_vector", indices=list(range(k))).transform(pca.transform(scaled))
+    sliced = VectorSlicer(inputCol="pca_all", outputCol="pca_vector", indices=list(range(k))).transform(
+        pca.transform(scaled)
+    )
     result = sliced.select("path", "label", vector_to_array("pca_vector").alias("pca"))
     result.write.mode("overwrite").parquet(output + "/features")
     return {"k": k}

@@ -25,20 +25,29 @@ tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SAMPLE = SHARED / "data" / "fruits360-sample"
 WEIGHTS = SHARED / "models" / "mobilenet_v2_backbone.weights.h5"
 CRDS = SHARED / "crds"
-S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_PROFILE",
-          "AWS_SESSION_TOKEN")
+S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+)
 
 
 def require_shared(path: Path) -> Path:
     """Tests that need ../shared fail loudly (never skip) when it is missing."""
     if not path.exists():
-        pytest.fail(f"{path} is missing: the tests need the shared assets folder beside the project "
-                    f"(expected at {SHARED}).", pytrace=False)
+        pytest.fail(
+            f"{path} is missing: the tests need the shared assets folder beside the project (expected at {SHARED}).",
+            pytrace=False,
+        )
     return path
 
 
@@ -79,8 +88,8 @@ def sample_run(spark, sample_dir, weights, tmp_path_factory):
     """The job on the Fruits-360 sample with default settings, once per test run."""
     import pyarrow.parquet as pq
 
-    from fruits.settings.config import build_config
     from fruits.pipeline import run_job
+    from fruits.settings.config import build_config
 
     output = tmp_path_factory.mktemp("sample") / "out"
     config = build_config({"input": str(sample_dir), "output": str(output), "weights": weights})

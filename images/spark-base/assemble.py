@@ -24,7 +24,11 @@ def zip_package(package: Path, target: Path, leave_out: tuple[str, ...] = ()) ->
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(package.rglob("*")):
             relative = path.relative_to(package.parent)
-            if path.is_dir() or "__pycache__" in relative.parts or relative.parts[1:2] and relative.parts[1] in leave_out:
+            if (
+                path.is_dir()
+                or "__pycache__" in relative.parts
+                or (relative.parts[1:2] and relative.parts[1] in leave_out)
+            ):
                 continue
             archive.write(path, relative.as_posix())
 
@@ -32,8 +36,10 @@ def zip_package(package: Path, target: Path, leave_out: tuple[str, ...] = ()) ->
 def assemble(context: Path, recipe: Path) -> None:
     entrypoint = recipe / "entrypoint.sh"
     if not entrypoint.is_file():
-        raise SystemExit(f"{entrypoint} is missing: give the folder of the official apache/spark image recipe "
-                         "(SPARK_IMAGE_RECIPE=...), e.g. ../shared/upstream/apache-spark-image.")
+        raise SystemExit(
+            f"{entrypoint} is missing: give the folder of the official apache/spark image recipe "
+            "(SPARK_IMAGE_RECIPE=...), e.g. ../shared/upstream/apache-spark-image."
+        )
     shutil.rmtree(context, ignore_errors=True)
     spark = context / "spark"
     wheel = Path(pyspark.__file__).parent

@@ -1,14 +1,15 @@
 """Fruits! feature pipeline: images -> CNN features -> standardized PCA vectors.
 
-One folder per stage, in the order the data flows: `settings` (every option, defined once),
-`io` (files and S3, the run's layout, listing the input), `inference` (decode, CNN, the
-featurize stage), `fit` (statistics, scaler + PCA, the projection), `results` (finished runs:
-report, evaluate, export, what a later run reuses); the modules at this level run the job
-(`pipeline`: the stages in order, `spark_session`, `entrypoint` for spark-submit,
-`progress`); `cluster` and `cli` drive it from outside. A stage imports only the stages its
-docstring names, never `cluster` or `cli` (tests/test_layout.py holds the code to it).
-
-May import: settings, io, fit, inference, results.
+One folder per stage, in the order the data flows: `settings` (every option, defined once,
+and the backbone catalogue), `io` (files and S3, the run's output layout), `ingest` (listing
+and labelling the input), `featurize` (decode, the backbone, the featurize stage), `fit`
+(statistics, scaler + PCA), `write` (the projection, the model files, the manifest), `runs`
+(finished runs and what a later run reuses of them), `results` (report, evaluate, export:
+readers of finished runs, never imported by the job). The modules at this level run the job:
+`plan` (the run plan, before any Spark work), `pipeline` (plan -> execute -> record),
+`spark_session`, `entrypoint` for spark-submit, `progress`. `cluster` and `cli` drive it from
+outside. A folder imports only the folders upstream of it: the import-linter contracts in
+pyproject.toml hold the code to that (`lint-imports`).
 """
 
 __version__ = "0.1.0"

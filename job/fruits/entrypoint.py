@@ -19,8 +19,9 @@ def argument_parser() -> argparse.ArgumentParser:
     for name, field in FIELDS.items():
         kind = value_type(name)
         if kind is bool:
-            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None,
-                                help=field.metadata["help"])
+            parser.add_argument(
+                flag(name), action=argparse.BooleanOptionalAction, default=None, help=field.metadata["help"]
+            )
         else:
             # Values are strings here: build_config converts and checks them, as for the CLI.
             parser.add_argument(flag(name), dest=name, default=None, help=field.metadata["help"])
@@ -33,18 +34,22 @@ def main(argv: list[str] | None = None) -> int:
         config_file = args.pop("config_file")
         layers = [load_config_file(config_file)] if config_file else []
         config = build_config(*layers, args)
-        print(f"Fruits! job {__version__}: {config.input} -> {config.output} ({config.model}, {config.image_size} px, "
-              f"{config.runtime})", file=sys.stderr, flush=True)
-        from fruits.inference.featurize import ModelInBackground
+        print(
+            f"Fruits! job {__version__}: {config.input} -> {config.output} ({config.backbone}, {config.image_size} px, "
+            f"{config.runtime})",
+            file=sys.stderr,
+            flush=True,
+        )
+        from fruits.featurize.backbone_model import BackboneInBackground
         from fruits.pipeline import run_job  # after argument checks: imports Spark
-        from fruits.results.previous_run import with_applied_settings
+        from fruits.runs.reuse import with_applied_settings
         from fruits.spark_session import submitted_spark
 
         config = with_applied_settings(config)  # --apply-model: that run's backbone settings
-        model = ModelInBackground(config)  # overlaps the SparkContext's start
+        backbone = BackboneInBackground(config)  # overlaps the SparkContext's start
         spark = submitted_spark(config)
         try:
-            manifest = run_job(spark, config, model=model)
+            manifest = run_job(spark, config, backbone=backbone)
         finally:
             spark.stop()
     except UserError as exc:
@@ -52,8 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     for warning in manifest["warnings"]:
         print(f"Warning: {warning}", file=sys.stderr)
-    print(json.dumps({"run_id": manifest["run_id"], "counts": manifest["counts"], "k": manifest["pca"]["k"],
-                      "output": manifest["output"]}))
+    print(
+        json.dumps(
+            {
+                "run_id": manifest["run_id"],
+                "counts": manifest["counts"],
+                "k": manifest["pca"]["k"],
+                "output": manifest["output"],
+            }
+        )
+    )
     return 0
 
 

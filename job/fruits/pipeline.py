@@ -1,309 +1,380 @@
-"""The job: ingest -> featurize -> reduce -> write, with the manifest written last."""
+"""The job: plan -> execute -> record.
 
-import dataclasses
-import datetime as dt
-import hashlib
-import json
+`run_job` gathers what the plan needs (the stores, the previous runs, the listing), plans the
+run (fruits.plan), executes it (featurize -> fit -> write, in Spark) and records it in the
+manifest, written last.
+"""
+
 import platform
 import time
-import uuid
+from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
 from fruits import __version__, installed_versions
+from fruits.featurize.backbone_model import BackboneInBackground
+from fruits.featurize.partitions import FeaturizePartitions, featurize
+from fruits.fit.reduce import Reduction, fit_reduction, max_components
+from fruits.fit.tally import RunTally, merge_stats, stats_file
+from fruits.ingest.listing import Listing, list_images
+from fruits.io.output import (
+    ERROR_SCHEMA,
+    ERRORS,
+    FEATURES,
+    MODEL,
+    MOMENTS_FILE,
+    STAGED,
+    RunOutput,
+    check_separate,
+    part_file,
+    same_place,
+)
+from fruits.io.s3_settings import S3Settings
+from fruits.io.storage import Store, storage_errors_as_user_errors
+from fruits.plan import RunPlan, plan_run, with_run_id
+from fruits.progress import StageClock
+from fruits.runs.finished_run import FinishedRun, latest_run, open_finished_run
+from fruits.runs.reuse import (
+    ReusePlan,
+    TallySources,
+    check_same_space,
+    plan_reuse,
+    saved_tally,
+    tally_rows,
+    with_applied_settings,
+)
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import LATEST, JobConfig
 from fruits.settings.errors import UserError, worker_errors_as_user_errors
-from fruits.inference.featurize import ModelInBackground, featurize, plan_tasks
-from fruits.io.ingest import Listing, list_images
-from fruits.io.output import (ERROR_SCHEMA, ERRORS, FEATURES, MODEL, MOMENTS_FILE, STAGED, RunOutput, check_separate,
-                              part_file, same_place)
-from fruits.progress import StageClock
-from fruits.fit.model_files import load_reduction, save_pipeline_model
-from fruits.results.previous_run import (PreviousRun, ReusePlan, check_same_space, finished_run, latest_run, plan_reuse,
-                                         saved_tally, tally_rows, with_applied_settings)
-from fruits.fit.reduce import Reduction, fit_reduction, max_components, project_rows
-from fruits.io.s3_settings import S3Settings
-from fruits.spark_session import configure_s3a
-from fruits.io.storage import Store, storage_errors_as_user_errors
-from fruits.fit.tally import RunTally, merge_stats, stats_file
+from fruits.spark_session import configure_s3a, default_run_id, merge_groups, planned_cores
+from fruits.write.manifest import BackboneRecord, Counts, FeaturizeRecord, Manifest, PcaRecord, now
+from fruits.write.model_files import load_reduction, save_pipeline_model
+from fruits.write.projection import project_rows
 
-# ~5 s of CNN work at 96 px: a task's own cost (~0.2 s: launch, the hand-over to Python, its
-# moments through the accumulator) stays under 5%. On 2 592 images, 2 tasks ran as fast as 4, 15%
-# faster than 8.
-IMAGES_PER_TASK = 2_000
 DROPPED = f"{STAGED}/dropped"  # the tallies of the previous run's rows an incremental run leaves out
 CARRIED = -1  # the partition number of the tally carried over from the previous run
 
 
-def choose_partitions(images: int, cores: int) -> int:
-    """Featurize tasks: a multiple of the cores (no half-empty last wave), at most
-    IMAGES_PER_TASK images each: each task pays scheduling plus a model warm-up."""
-    waves = max(1, -(-images // (cores * IMAGES_PER_TASK)))
-    return max(1, min(images, cores * waves))
+@dataclass(frozen=True)
+class Stores:
+    """Where a run reads and writes, with the S3 settings both use."""
+
+    s3: S3Settings
+    source: Store
+    target: Store
 
 
-def new_run_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+@dataclass(frozen=True)
+class Context:
+    """What every step of executing a plan uses."""
+
+    spark: SparkSession
+    stores: Stores
+    clock: StageClock
+    backbone: BackboneInBackground
 
 
-def default_run_id(spark: SparkSession) -> str:
-    """On Kubernetes, the application's name: spark-submit names the driver pod and the app
-    after the SparkApplication (the spark-operator passes `--name`), which is stable across
-    the driver attempts of one application and unique per scheduled run; a retried driver
-    then finds its own output. Elsewhere, a new timestamped id."""
-    conf = spark.sparkContext.getConf()
-    if conf.get("spark.kubernetes.driver.pod.name", None):
-        return spark.sparkContext.appName
-    return new_run_id()
+@dataclass
+class Executed:
+    """What executing a plan produced, for the manifest."""
+
+    output: RunOutput
+    tally: RunTally = field(default_factory=RunTally)
+    reduction: Reduction | None = None
+    reused_partitions: int = 0
+    merge_tasks: int = 0
+    bytes_to_driver: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
-def planned_cores(spark: SparkSession) -> int:
-    """The cores the job asked for (executors x cores each, or dynamic allocation's maximum),
-    not the ones registered so far: on Kubernetes, executors keep registering while the job
-    starts, and tasks cut for the first two would leave the rest idle."""
-    sc = spark.sparkContext
-    conf = sc.getConf()
-    if sc.master.startswith("local"):
-        return sc.defaultParallelism
-    if conf.get("spark.cores.max", None):  # a standalone cluster's cap
-        return max(1, int(conf.get("spark.cores.max")))
-    dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
-    executors = conf.get("spark.dynamicAllocation.maxExecutors" if dynamic else "spark.executor.instances", None)
-    if executors and executors.isdigit() and int(executors) < 100_000:
-        return max(1, int(executors) * int(conf.get("spark.executor.cores", "1")))
-    return sc.defaultParallelism
-
-
-def merge_groups(spark: SparkSession, feature_dim: int) -> int:
-    """Spark tasks that merge the partitions' tallies: one per executor, within what
-    spark.driver.maxResultSize lets the driver receive (a d x d float64 matrix each)."""
-    conf = spark.sparkContext.getConf()
-    executors = 1 if spark.sparkContext.master.startswith("local") else planned_cores(spark) // int(
-        conf.get("spark.executor.cores", "1"))
-    limit = spark.sparkContext._jsc.sc().conf().getSizeAsBytes("spark.driver.maxResultSize", "1g")
-    per_group = feature_dim * feature_dim * 8 + (1 << 20)
-    return max(1, min(executors, limit // (2 * per_group) if limit else executors))
-
-
-def plan_fingerprint(listing: Listing, partitions: int, config: JobConfig, previous: str | None = None) -> str:
-    """What a finished partition's staged files depend on: the images (path, size, time), how
-    they were cut and featurized, and the previous run whose rows are reused. A retried
-    driver keeps the partitions of a run with the same fingerprint."""
-    digest = hashlib.sha256()
-    settings = {name: getattr(config, name) for name in ("model", "weights", "image_size", "runtime", "fit_fraction",
-                                                          "seed")}
-    digest.update(json.dumps([partitions, settings, previous], sort_keys=True).encode())
-    for path, size, modified in zip(listing.paths, listing.sizes, listing.modified):
-        digest.update(f"{path}\0{size}\0{modified}\n".encode())
-    return digest.hexdigest()[:32]
-
-
-def _versions(spark: SparkSession) -> dict[str, str]:
-    return {"fruits": __version__, "python": platform.python_version(), "spark": spark.version,
-            **installed_versions("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "pyarrow", "pandas")}
-
-
-def run_job(spark: SparkSession, config: JobConfig, clock: StageClock | None = None,
-            run_id: str | None = None, model: ModelInBackground | None = None) -> dict:
-    """Run the whole job for `config`; returns the manifest it wrote. `model` is the model
-    preparation the caller started before Spark, if it did (else it starts here)."""
-    if not config.input or not config.output:
-        raise UserError("The job needs both --input and --output.")
-    config = with_applied_settings(config)
-    if model is None or not model.prepares_for(config):
-        model = ModelInBackground(config)
+def run_job(
+    spark: SparkSession,
+    config: JobConfig,
+    clock: StageClock | None = None,
+    run_id: str | None = None,
+    backbone: BackboneInBackground | None = None,
+) -> dict:
+    """Run the whole job for `config`; returns the manifest it wrote. `backbone` is the
+    backbone preparation the caller started before Spark, if it did (else it starts here)."""
+    started, started_at = time.perf_counter(), now()
     clock = clock or StageClock()
     run_id = run_id or config.run_id or default_run_id(spark)
-    if "{run_id}" in config.output:  # scheduled runs: one output per run
-        config = dataclasses.replace(config, output=config.output.replace("{run_id}", run_id))
-    started = time.perf_counter()
-    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-    s3 = S3Settings.of(config)  # the job's settings enter the storage layer here, once
-    source, target = Store.at(config.input, s3), Store.at(config.output, s3)
-    check_separate(source, target, shown=(config.input, config.output))
-    if not source.is_local or not target.is_local:  # for Spark's own S3 access (event logs, users' reads)
-        configure_s3a(spark, s3)
-    warnings: list[str] = []
-    previous, applied = _previous_runs(config, s3, target, warnings)
-    applied_model = _applied_reduction(applied, s3) if applied else None  # before any work: it may be missing
-
+    config = with_applied_settings(with_run_id(config, run_id))
+    assert config.output is not None  # with_run_id refuses a config without --input and --output
+    if backbone is None or not backbone.prepares_for(config):
+        backbone = BackboneInBackground(config)
+    stores = open_stores(spark, config)
     with clock.stage("ingest"):
-        with storage_errors_as_user_errors(config.input, s3, doing="list the input"):
-            listing = list_images(source, shown=config.input)
-        with storage_errors_as_user_errors(previous.uri if previous else "", s3, doing="read the previous run"):
-            plan = plan_reuse(listing, previous) if previous else None
-        to_featurize = plan.featurize if plan else listing
-        cores = planned_cores(spark)
-        partitions = config.partitions or choose_partitions(len(to_featurize.paths), cores)
-        fingerprint = plan_fingerprint(listing, partitions, config, previous.run_id if previous else None)
-        with storage_errors_as_user_errors(config.output, s3, doing="prepare the output"):
-            output = RunOutput(target, shown=config.output)
-            resuming = output.claim(run_id, config.overwrite, fingerprint)
-
-    images = len(listing.paths)
-    tasks = plan_tasks(to_featurize.table(), partitions) if to_featurize.paths else {}
-    kept = plan.sources(first_partition=len(tasks)) if plan else {}  # the previous run's rows, by file
-    done = set()
-    if resuming:  # a retried driver of this run: keep what its finished tasks committed
-        staged = set(target.files(STAGED))
-        done = {p for p in [*tasks, *kept] if stats_file(p) in staged}
-        for partition in set(tasks) - done:  # a task that died half-way may have left error rows
-            target.delete(f"{ERRORS}/{part_file(partition)}")
-    todo = {partition: rows for partition, rows in tasks.items() if partition not in done}
-    try:
-        with clock.stage("featurize", images=sum(map(len, todo.values()))) as progress, \
-                worker_errors_as_user_errors(), storage_errors_as_user_errors(config.output, s3):
-            model_file = model.result() if todo else None  # converted or downloaded once, on the driver
-            featurize(spark, todo, config, source, target, progress, model_file)
-    except UserError:
-        output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
-        raise
-    with storage_errors_as_user_errors(config.output, s3):
-        groups = merge_groups(spark, BACKBONES[config.model].feature_dim)
-        carried = _carried_tally(spark, plan, kept, done, config, target, groups, clock) if plan else None
-        tallied = sorted([*tasks, *(kept if carried is None else ())])
-        tally, received = merge_stats(spark, target, STAGED, tallied, groups) if tallied else (RunTally(), 0)
-        tally = tally.merge(carried) if carried is not None else tally
-        staged = {p: (target, f"{STAGED}/{part_file(p)}", None) for p in tasks}
-        results = _reduce_and_write(spark, config, clock, output, target, listing, tally, {**staged, **kept},
-                                    applied, applied_model, warnings)
-
-    wall = time.perf_counter() - started
-    manifest = {
-        "format": "fruits-run/1",
-        "run_id": run_id,
-        "started_at": started_at,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
-        "input": config.input,
-        "output": output.uri,
-        **results,
-        "timings_s": {**clock.timings, "total": round(wall, 3)},
-        "incremental": {**plan.summary(), "model": "reused" if applied else "refit"} if plan else None,
-        "featurize": {"partitions": len(tasks), "reused_partitions": len(done), "planned_cores": cores,
-                      "stats_merge_tasks": groups, "stats_bytes_to_driver": received},
-        "cost": {"featurize_core_seconds": round(tally.core_seconds, 1),
-                 "core_seconds_per_1000_images": round(tally.core_seconds * 1000 / max(images, 1), 1)},
-        "files": {"features": FEATURES, "errors": ERRORS, "model": MODEL},
-        "config": config.to_dict(),
-        "versions": _versions(spark),
-    }
-    with storage_errors_as_user_errors(config.output, s3):
-        output.complete(manifest)
-    return manifest
+        plan = gather_and_plan(spark, config, run_id, stores)
+        with storage_errors_as_user_errors(config.output, stores.s3, doing="prepare the output"):
+            output = RunOutput(stores.target, shown=config.output)
+            resuming = output.claim(run_id, config.overwrite, plan.fingerprint)
+    executed = execute(Context(spark, stores, clock, backbone), plan, Executed(output), resuming)
+    manifest = record(plan, executed, clock, started_at, time.perf_counter() - started, spark.version)
+    with storage_errors_as_user_errors(config.output, stores.s3):
+        output.complete(manifest.to_dict())
+    return manifest.to_dict()
 
 
-def _previous_runs(config: JobConfig, s3: S3Settings, target: Store,
-                   warnings: list[str]) -> tuple[PreviousRun | None, PreviousRun | None]:
+def open_stores(spark: SparkSession, config: JobConfig) -> Stores:
+    """The input's and the output's stores, refused when they overlap; S3A set up for Spark's
+    own S3 access (event logs, users' reads) when either is on S3."""
+    s3 = S3Settings.of(config)  # the job's settings enter the storage layer here, once
+    assert config.input is not None and config.output is not None  # with_run_id refused a config without
+    stores = Stores(s3, Store.at(config.input, s3), Store.at(config.output, s3))
+    check_separate(stores.source, stores.target, shown=(config.input, config.output))
+    if not stores.source.is_local or not stores.target.is_local:
+        configure_s3a(spark, s3)
+    return stores
+
+
+def gather_and_plan(spark: SparkSession, config: JobConfig, run_id: str, stores: Stores) -> RunPlan:
+    """Read what the plan depends on (the previous runs, the input's listing), then plan."""
+    warnings: list[str] = []
+    assert config.input is not None  # with_run_id refused a config without --input
+    previous, applied = previous_runs(config, stores, warnings)
+    applied_model = (applied, applied_reduction(applied, stores.s3)) if applied else None  # before any work
+    with storage_errors_as_user_errors(config.input, stores.s3, doing="list the input"):
+        listing = list_images(stores.source, shown=config.input)
+    with storage_errors_as_user_errors(previous.uri if previous else "", stores.s3, doing="read the previous run"):
+        reuse = plan_reuse(listing, previous) if previous else None
+    return plan_run(config, run_id, listing, planned_cores(spark), reuse, applied_model, tuple(warnings))
+
+
+def previous_runs(
+    config: JobConfig, stores: Stores, warnings: list[str]
+) -> tuple[FinishedRun | None, FinishedRun | None]:
     """(the run whose rows are reused, the run whose model is applied), checked: finished,
     made with this run's backbone settings, and not this run's own output."""
     previous = applied = None
     if config.incremental_from:
-        spec = config.incremental_from
-        place = spec[len(LATEST):] if spec.startswith(LATEST) else spec
-        with storage_errors_as_user_errors(place, s3, doing="read the previous run"):
-            if spec.startswith(LATEST):
-                previous = latest_run(place, config, s3, exclude=target, warnings=warnings)
-                if previous is None:
-                    warnings.append(f"No finished run under {place!r} yet: every image went through the CNN "
-                                    "(a full run); the next run will reuse this one.")
-            else:
-                previous = finished_run(spec, s3, "--incremental-from")
-        if previous is not None:
-            if same_place(previous.store, target):
-                raise UserError(f"--incremental-from {spec!r} is this run's --output: the run would delete the rows "
-                                "it reuses; write to a new --output (e.g. one containing {run_id}).")
-            check_same_space(config, previous, "--incremental-from")
-            applied = previous if config.reuse_model else None
+        previous = incremental_base(config, stores, warnings)
+        applied = previous if config.reuse_model else None
     if config.apply_model:
-        with storage_errors_as_user_errors(config.apply_model, s3, doing="read the run to apply"):
-            applied = finished_run(config.apply_model, s3, "--apply-model")
+        with storage_errors_as_user_errors(config.apply_model, stores.s3, doing="read the run to apply"):
+            applied = open_finished_run(config.apply_model, stores.s3, "--apply-model")
     return previous, applied
 
 
-def _carried_tally(spark, plan: ReusePlan, kept: dict, done: set, config: JobConfig, target: Store, groups: int,
-                   clock: StageClock) -> RunTally | None:
-    """The tally of the rows kept from the previous run, as one partition (CARRIED): its saved
-    tally less the rows dropped, or None when it saved none that fits (then the kept rows
-    are tallied into the staging area, as partitions `kept`, and merged with the rest)."""
-    with clock.stage("reuse"):
-        saved = saved_tally(plan.previous) if config.fit_fraction >= 1.0 else None
-        if saved is None:
-            tally_rows(spark, {p: work for p, work in kept.items() if p not in done}, config, target, STAGED)
-            return None
-        dropped = plan.dropped_sources()
-        tally_rows(spark, dropped, config, target, DROPPED)
-        less, _ = merge_stats(spark, target, DROPPED, sorted(dropped), groups) if dropped else (RunTally(), 0)
-        return saved.without(less, partition=CARRIED)
+def incremental_base(config: JobConfig, stores: Stores, warnings: list[str]) -> FinishedRun | None:
+    """The run --incremental-from names (or the latest under a prefix; None when there is none yet)."""
+    spec = config.incremental_from or ""
+    place = spec[len(LATEST) :] if spec.startswith(LATEST) else spec
+    with storage_errors_as_user_errors(place, stores.s3, doing="read the previous run"):
+        if spec.startswith(LATEST):
+            previous = latest_run(place, config, stores.s3, exclude=stores.target, warnings=warnings)
+            if previous is None:
+                warnings.append(
+                    f"No finished run under {place!r} yet: every image went through the CNN "
+                    "(a full run); the next run will reuse this one."
+                )
+                return None
+        else:
+            previous = open_finished_run(spec, stores.s3, "--incremental-from")
+    if same_place(previous.store, stores.target):
+        raise UserError(
+            f"--incremental-from {spec!r} is this run's --output: the run would delete the rows "
+            "it reuses; write to a new --output (e.g. one containing {run_id})."
+        )
+    check_same_space(config, previous, "--incremental-from")
+    return previous
 
 
-def _applied_reduction(applied: PreviousRun, s3: S3Settings) -> Reduction:
+def applied_reduction(applied: FinishedRun, s3: S3Settings) -> Reduction:
     with storage_errors_as_user_errors(applied.uri, s3, doing="read the model of"):
         try:
             return load_reduction(applied.store, MODEL, fit_rows=(applied.manifest.get("pca") or {}).get("fit_rows", 0))
         except (FileNotFoundError, KeyError, ValueError):
-            raise UserError(f"The model of {applied.uri!r} is missing or incomplete ({applied.uri}/{MODEL}): that "
-                            "output was changed after its run finished; apply another run, or rerun it.") from None
+            raise UserError(
+                f"The model of {applied.uri!r} is missing or incomplete ({applied.uri}/{MODEL}): that "
+                "output was changed after its run finished; apply another run, or rerun it."
+            ) from None
 
 
-def _reduce_and_write(spark: SparkSession, config: JobConfig, clock: StageClock, output: RunOutput,
-                      store: Store, listing: Listing, tally: RunTally, rows: dict, applied: PreviousRun | None,
-                      applied_model: Reduction | None, warnings: list[str]) -> dict:
-    """Error rows, scaler + PCA (fitted, or `applied`'s), and the result files; returns the
-    manifest's result fields. `rows`: the feature rows to project, as project_rows's sources."""
-    backbone = BACKBONES[config.model]
-    read_count = len(listing.paths) + len(listing.problems)
-    failed_count = tally.failed + len(listing.problems)
-    ok_count = read_count - failed_count
+def execute(context: Context, plan: RunPlan, executed: Executed, resuming: bool) -> Executed:
+    """featurize -> tally -> fit -> write, in Spark."""
+    done = resumed_partitions(plan, context.stores.target) if resuming else set()
+    executed.reused_partitions = len(done)
+    featurize_images(context, plan, executed, done)
+    assert plan.config.output is not None  # with_run_id refused a config without --output
+    with storage_errors_as_user_errors(plan.config.output, context.stores.s3):
+        tally_run(context, plan, executed, done)
+        reduce_and_write(context, plan, executed)
+    return executed
 
-    def write_errors():
-        if listing.problems:  # what listing found: loops, dangling links, unreadable folders
-            store.write(f"{ERRORS}/part-listing.parquet", listing.problem_rows())
-        if not store.files(ERRORS):  # readers expect the folder, even with no error rows
-            store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
 
-    needed = 1 if applied else 2
-    if ok_count < needed:
+def resumed_partitions(plan: RunPlan, target: Store) -> set[int]:
+    """A retried driver of this run: the partitions its finished tasks committed (kept), and
+    the error rows of those that died half-way removed."""
+    staged = set(target.files(STAGED))
+    done = {p for p in [*plan.tasks, *plan.kept] if stats_file(p) in staged}
+    for partition in set(plan.tasks) - done:
+        target.delete(f"{ERRORS}/{part_file(partition)}")
+    return done
+
+
+def featurize_images(context: Context, plan: RunPlan, executed: Executed, done: set[int]) -> None:
+    todo = {partition: images for partition, images in plan.tasks.items() if partition not in done}
+    stores = context.stores
+    assert plan.config.output is not None  # with_run_id refused a config without --output
+    try:
+        with (
+            context.clock.stage("featurize", images=sum(map(len, todo.values()))) as progress,
+            worker_errors_as_user_errors(),
+            storage_errors_as_user_errors(plan.config.output, stores.s3),
+        ):
+            prepared = context.backbone.result() if todo else None  # converted or downloaded once, on the driver
+            task = FeaturizePartitions(plan.config, stores.source, stores.target, progress)
+            featurize(context.spark, todo, task, prepared)
+    except UserError:
+        executed.output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
+        raise
+
+
+def tally_run(context: Context, plan: RunPlan, executed: Executed, done: set[int]) -> None:
+    """The run's tally: the featurize tasks' tallies merged, plus the kept rows' (carried over
+    from the previous run's saved moments, or tallied again)."""
+    spark, target = context.spark, context.stores.target
+    groups = merge_groups(spark, BACKBONES[plan.config.backbone].feature_dim)
+    carried = carried_tally(context, plan, groups, done) if plan.reuse else None
+    tallied = sorted([*plan.tasks, *(plan.kept if carried is None else ())])
+    tally, received = merge_stats(spark, target, STAGED, tallied, groups) if tallied else (RunTally(), 0)
+    executed.tally = tally.merge(carried) if carried is not None else tally
+    executed.merge_tasks, executed.bytes_to_driver = groups, received
+
+
+def carried_tally(context: Context, plan: RunPlan, groups: int, done: set[int]) -> RunTally | None:
+    """The tally of the rows kept from the previous run, as one partition (CARRIED): its saved
+    tally less the rows dropped, or None when it saved none that fits (then the kept rows
+    are tallied into the staging area, as partitions `kept`, and merged with the rest)."""
+    reuse: ReusePlan = plan.reuse  # type: ignore[assignment]  # only called for incremental runs
+    config, spark, target = plan.config, context.spark, context.stores.target
+    with context.clock.stage("reuse"):
+        saved = saved_tally(reuse.previous) if config.fit_fraction >= 1.0 else None
+        if saved is None:
+            kept = {p: source for p, source in plan.kept.items() if p not in done}
+            tally_rows(spark, kept, TallySources(config.fit_fraction, config.seed, target, STAGED))
+            return None
+        dropped = reuse.dropped_sources()
+        tally_rows(spark, dropped, TallySources(config.fit_fraction, config.seed, target, DROPPED))
+        less, _ = merge_stats(spark, target, DROPPED, sorted(dropped), groups) if dropped else (RunTally(), 0)
+        return saved.without(less, partition=CARRIED)
+
+
+def counts_of(listing: Listing, tally: RunTally) -> Counts:
+    read = len(listing.paths) + len(listing.problems)
+    failed = tally.failed + len(listing.problems)
+    return Counts(read=read, ok=read - failed, failed=failed, skipped=dict(sorted(listing.skipped.items())))
+
+
+def reduce_and_write(context: Context, plan: RunPlan, executed: Executed) -> None:
+    """Error rows, scaler + PCA (fitted, or the applied run's), and the result files."""
+    spark, store, clock = context.spark, context.stores.target, context.clock
+    counts = counts_of(plan.listing, executed.tally)
+    needed = 1 if plan.applied else 2
+    if counts.ok < needed:
         with clock.stage("write"):
-            write_errors()
+            write_errors(plan.listing, store)
         raise UserError(
-            f"Only {ok_count} of {read_count} images could be decoded "
-            f"({'at least 1 is needed' if applied else 'PCA needs at least 2'}); "
-            f"the reasons are in {output.child(ERRORS)}."
+            f"Only {counts.ok} of {counts.read} images could be decoded "
+            f"({'at least 1 is needed' if plan.applied else 'PCA needs at least 2'}); "
+            f"the reasons are in {executed.output.child(ERRORS)}."
         )
-
-    k = config.k
-    if not applied and k is not None and k > (most := max_components(tally.moments.n, backbone.feature_dim)):
-        warnings.append(f"--k {k} asked for more components than {tally.moments.n} images of "
-                        f"{backbone.feature_dim} features can give: kept k = {most}.")
-        k = most
     with clock.stage("reduce"):
-        reduction = applied_model if applied_model is not None else \
-            fit_reduction(tally.moments, k=k, variance=config.variance)
-
+        executed.reduction = plan.applied_reduction or fit(plan, executed.tally, executed.warnings)
     with clock.stage("write"):
-        write_errors()
-        save_pipeline_model(reduction, store, MODEL, spark.version)
-        store.write_bytes(f"{MODEL}/{MOMENTS_FILE}", tally.to_bytes())  # what the next incremental run updates
+        write_errors(plan.listing, store)
+        save_pipeline_model(executed.reduction, store, MODEL, spark.version)
+        store.write_bytes(f"{MODEL}/{MOMENTS_FILE}", executed.tally.to_bytes())  # what the next incremental run updates
         staged = set(store.files(STAGED))
-        written = project_rows(spark, {p: source for p, source in rows.items()
-                                       if source[2] is not None or source[1].rsplit("/", 1)[1] in staged},
-                               reduction, store, FEATURES)
+        sources = {**plan.staged_sources(store), **plan.kept}
+        written = project_rows(
+            spark,
+            {
+                p: source
+                for p, source in sources.items()
+                if source.rows is not None or source.file.rsplit("/", 1)[1] in staged
+            },
+            executed.reduction,
+            store,
+            FEATURES,
+        )
         store.delete_dir(STAGED)
-    if written != ok_count:
-        raise RuntimeError(f"wrote {written} feature rows for {ok_count} usable images")
+    if written != counts.ok:
+        raise RuntimeError(f"wrote {written} feature rows for {counts.ok} usable images")
 
+
+def fit(plan: RunPlan, tally: RunTally, warnings: list[str]) -> Reduction:
+    """Scaler + PCA fitted on the run's moments; a --k larger than the rows allow is capped."""
+    config, feature_dim = plan.config, BACKBONES[plan.config.backbone].feature_dim
+    k = config.k
+    if k is not None and k > (most := max_components(tally.moments.n, feature_dim)):
+        warnings.append(
+            f"--k {k} asked for more components than {tally.moments.n} images of "
+            f"{feature_dim} features can give: kept k = {most}."
+        )
+        k = most
+    return fit_reduction(tally.moments, k=k, variance=config.variance)
+
+
+def write_errors(listing: Listing, store: Store) -> None:
+    if listing.problems:  # what listing found: loops, dangling links, unreadable folders
+        store.write(f"{ERRORS}/part-listing.parquet", listing.problem_rows())
+    if not store.files(ERRORS):  # readers expect the folder, even with no error rows
+        store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
+
+
+def record(
+    plan: RunPlan, executed: Executed, clock: StageClock, started_at: str, wall: float, spark_version: str
+) -> Manifest:
+    """The run's manifest, from its plan and what executing it produced."""
+    config, tally, reduction = plan.config, executed.tally, executed.reduction
+    assert reduction is not None  # execute() fitted or applied one, or raised
+    backbone = BACKBONES[config.backbone]
+    return Manifest(
+        run_id=plan.run_id,
+        started_at=started_at,
+        finished_at=now(),
+        input=config.input or "",
+        output=executed.output.uri,
+        counts=counts_of(plan.listing, tally),
+        labels=dict(sorted(tally.labels.items())),
+        splits=dict(sorted(tally.splits.items())),
+        backbone=BackboneRecord(backbone.name, config.weights, config.image_size, backbone.feature_dim),
+        pca=pca_record(plan, reduction),
+        warnings=[*plan.warnings, *executed.warnings],
+        timings_s={**clock.timings, "total": round(wall, 3)},
+        incremental={**plan.reuse.summary(), "model": "reused" if plan.applied else "refit"} if plan.reuse else None,
+        featurize=FeaturizeRecord(
+            len(plan.tasks), executed.reused_partitions, plan.cores, executed.merge_tasks, executed.bytes_to_driver
+        ),
+        cost={
+            "featurize_core_seconds": round(tally.core_seconds, 1),
+            "core_seconds_per_1000_images": round(tally.core_seconds * 1000 / max(plan.images, 1), 1),
+        },
+        files={"features": FEATURES, "errors": ERRORS, "model": MODEL},
+        config=config.to_dict(),
+        versions=versions(spark_version),
+    )
+
+
+def pca_record(plan: RunPlan, reduction: Reduction) -> PcaRecord:
+    applied, config = plan.applied, plan.config
+    return PcaRecord(
+        k=reduction.k,
+        k_requested=None if applied else config.k,
+        variance_target=None if config.k or applied else config.variance,
+        variance_kept=reduction.variance_kept,
+        fit_rows=reduction.fit_rows,
+        explained_variance=reduction.explained_variance,
+        fitted_by={"run_id": applied.run_id, "output": applied.uri} if applied else None,
+    )
+
+
+def versions(spark_version: str) -> dict[str, str]:
     return {
-        "counts": {"read": read_count, "ok": ok_count, "failed": failed_count,
-                   "skipped": dict(sorted(listing.skipped.items()))},
-        "labels": dict(sorted(tally.labels.items())),
-        "splits": dict(sorted(tally.splits.items())),
-        "model": {"name": backbone.name, "weights": config.weights, "image_size": config.image_size,
-                  "feature_dim": backbone.feature_dim},
-        "pca": {"k": reduction.k, "k_requested": None if applied else config.k,
-                "variance_target": None if config.k or applied else config.variance,
-                "variance_kept": reduction.variance_kept, "fit_rows": reduction.fit_rows,
-                "explained_variance": reduction.explained_variance,
-                "fitted_by": {"run_id": applied.run_id, "output": applied.uri} if applied else None},
-        "warnings": warnings,
+        "fruits": __version__,
+        "python": platform.python_version(),
+        "spark": spark_version,
+        **installed_versions("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "pyarrow", "pandas"),
     }

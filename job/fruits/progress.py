@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from fruits.inference.progress_counter import ImageCounter
+from fruits.featurize.progress_counter import ImageCounter
 
 
 class StageClock:
@@ -18,7 +18,7 @@ class StageClock:
     @contextmanager
     def stage(self, name: str, images: int | None = None):
         """Time a stage; `images` is how many images it reads, where it reads them. Yields
-        where the stage's workers may report images done (fruits.inference.progress_counter), or None."""
+        where the stage's workers may report images done (fruits.featurize.progress_counter), or None."""
         start = time.perf_counter()
         try:
             yield None
@@ -54,8 +54,13 @@ class SparkProgress(StageClock):
 
         self._sc.setJobDescription(name)
         unit = "images" if images else "Spark tasks"
-        columns = (TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn(unit), TimeElapsedColumn())
+        columns = (
+            TextColumn("[bold]{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+        )
         stop = threading.Event()
         counter = ImageCounter() if images else None
         with Progress(*columns, console=self._console, transient=False) as bar:
@@ -66,6 +71,7 @@ class SparkProgress(StageClock):
                 last = (0, 0)
                 while not stop.wait(0.25):
                     if counter:
+                        assert images is not None  # a counter is made only for a count of images
                         bar.update(task, completed=min(counter.count, images))
                         continue
                     done, total = self._tasks()

@@ -3,20 +3,18 @@
 import os
 import re
 import sys
-from contextlib import contextmanager
+from typing import TYPE_CHECKING, cast
 
-from typing import TYPE_CHECKING
-
-from fruits.settings.config import JobConfig
-from fruits.settings.errors import UserError
 from fruits.io.s3_settings import S3Settings, is_s3
+from fruits.settings.config import JobConfig, new_run_id
+from fruits.settings.errors import UserError
 
 if TYPE_CHECKING:  # pyspark is imported where a session is built: the CLI starts without it
     from pyspark.sql import SparkSession
 
-# What the job needs whatever the cluster: Arrow for the pandas UDF, reused Python
+# What the job needs whatever the cluster: Arrow for users' pandas conversions, reused Python
 # workers (so the model cache survives between tasks), quiet TensorFlow in workers, and
-# our worker daemon (fruits.inference.spark_worker: pyspark's, minus 0.1-0.2 s per task).
+# our worker daemon (fruits.featurize.spark_worker: pyspark's, minus 0.1-0.2 s per task).
 JOB_SPARK_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.python.worker.reuse": "true",
@@ -24,7 +22,7 @@ JOB_SPARK_CONF = {
     # Arrow's buffers in the Python workers on malloc instead of jemalloc, which keeps freed
     # memory: worker peaks 347-361 MB against 370-377 on 2 592 images (two runs each).
     "spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL": "system",
-    "spark.python.daemon.module": "fruits.inference.spark_worker",
+    "spark.python.daemon.module": "fruits.featurize.spark_worker",
 }
 
 # Local mode only (the embedded default of `fruitsctl run`).
@@ -46,8 +44,9 @@ LOCAL_SPARK_CONF = {
 LOCAL_MASTER = "local[*,4]"
 
 
-def local_spark(master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = None,
-                job: JobConfig | None = None) -> "SparkSession":
+def local_spark(
+    master: str = LOCAL_MASTER, extra_conf: dict[str, str] | None = None, job: JobConfig | None = None
+) -> "SparkSession":
     """A local-mode session whose Python workers run this interpreter; with the job's
     settings, its S3 settings are in place before the SparkContext starts."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -93,15 +92,17 @@ def _start(builder, job: JobConfig | None) -> "SparkSession":
     cannot be used (missing, or denied to the job's credentials)."""
     try:
         return builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - only the event log's failures become sentences
+    except Exception as exc:
         text = str(exc)
         where = re.search(r"\b(s3a?|s3n|file|hdfs)://[^\s'\"]+", text)
         if "EventLog" not in text or where is None:
             raise
         directory = where.group(0)
         if "FileNotFoundException" in text:
-            raise UserError(f"Spark's event log directory {directory} does not exist: create it first (on S3: aws "
-                            "s3api put-object --bucket BUCKET --key PREFIX/), or leave the event log out.") from None
+            raise UserError(
+                f"Spark's event log directory {directory} does not exist: create it first (on S3: aws "
+                "s3api put-object --bucket BUCKET --key PREFIX/), or leave the event log out."
+            ) from None
         message = S3Settings.of(job).explain(text, directory) if job else None
         if message is None:
             raise
@@ -125,17 +126,44 @@ def configure_s3a(spark: "SparkSession", s3: S3Settings) -> None:
         hadoop.set(key, value)
 
 
-@contextmanager
-def session_conf(spark: "SparkSession", conf: dict[str, str]):
-    """SQL settings for the duration of a job, restored after (the session may be shared)."""
-    before = {key: spark.conf.get(key, None) for key in conf}
-    for key, value in conf.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+def default_run_id(spark: "SparkSession") -> str:
+    """On Kubernetes, the application's name: spark-submit names the driver pod and the app
+    after the SparkApplication (the spark-operator passes `--name`), which is stable across
+    the driver attempts of one application and unique per scheduled run; a retried driver
+    then finds its own output. Elsewhere, `new_run_id()`."""
+    conf = spark.sparkContext.getConf()
+    if conf.get("spark.kubernetes.driver.pod.name", None):
+        return cast(str, spark.sparkContext.appName)  # a running context has a name (pyspark: Optional)
+    return new_run_id()
+
+
+def planned_cores(spark: "SparkSession") -> int:
+    """The cores the job asked for (executors x cores each, or dynamic allocation's maximum),
+    not the ones registered so far: on Kubernetes, executors keep registering while the job
+    starts, and tasks cut for the first two would leave the rest idle."""
+    sc = spark.sparkContext
+    conf = sc.getConf()
+    if cast(str, sc.master).startswith("local"):  # a running context has a master (pyspark: Optional)
+        return sc.defaultParallelism
+    cores_max = conf.get("spark.cores.max", None)
+    if cores_max:  # a standalone cluster's cap
+        return max(1, int(cores_max))
+    dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+    executors = conf.get("spark.dynamicAllocation.maxExecutors" if dynamic else "spark.executor.instances", None)
+    if executors and executors.isdigit() and int(executors) < 100_000:
+        return max(1, int(executors) * int(conf.get("spark.executor.cores", "1")))
+    return sc.defaultParallelism
+
+
+def merge_groups(spark: "SparkSession", feature_dim: int) -> int:
+    """Spark tasks that merge the partitions' tallies: one per executor, within what
+    spark.driver.maxResultSize lets the driver receive (a d x d float64 matrix each)."""
+    conf = spark.sparkContext.getConf()
+    executors = (
+        1
+        if cast(str, spark.sparkContext.master).startswith("local")
+        else planned_cores(spark) // int(conf.get("spark.executor.cores", "1"))
+    )
+    limit = spark.sparkContext._jsc.sc().conf().getSizeAsBytes("spark.driver.maxResultSize", "1g")
+    per_group = feature_dim * feature_dim * 8 + (1 << 20)
+    return max(1, min(executors, limit // (2 * per_group) if limit else executors))

@@ -31,18 +31,31 @@ class Containers:
         """A pod's restrictions: the Spark user, a read-only root with a writable /tmp only,
         every capability dropped, no privilege escalation."""
         scratch = ["-v", f"{tmp}:/tmp"] if tmp else ["--tmpfs", "/tmp:rw,exec,size=4g"]
-        return ["--user", "185:185", "--read-only", *scratch, "--cap-drop=ALL",
-                "--security-opt", "no-new-privileges", f"--network={network}"]
+        return [
+            "--user",
+            "185:185",
+            "--read-only",
+            *scratch,
+            "--cap-drop=ALL",
+            "--security-opt",
+            "no-new-privileges",
+            f"--network={network}",
+        ]
 
     def run(self, *args: str, options=(), timeout: int = 900) -> subprocess.CompletedProcess:
-        return subprocess.run([self.engine, "run", "--rm", *options, self.image, *args],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [self.engine, "run", "--rm", *options, self.image, *args], capture_output=True, text=True, timeout=timeout
+        )
 
     def start(self, name: str, *args: str, options=()) -> str:
         """A long-running container (a Spark master or worker); removed at the end."""
         full = f"fruits-test-{name}-{uuid.uuid4().hex[:6]}"
-        subprocess.run([self.engine, "run", "-d", "--name", full, *options, self.image, *args],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [self.engine, "run", "-d", "--name", full, *options, self.image, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         self.started.append(full)
         return full
 
@@ -77,8 +90,11 @@ def s3_sample(s3_server, sample_dir):
 
 def s3_job_env() -> list[str]:
     """The static keys of the local S3 server, as a Secret would give them to pods."""
-    return [arg for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
-            for arg in ("-e", f"{name}={os.environ[name]}")]
+    return [
+        arg
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+        for arg in ("-e", f"{name}={os.environ[name]}")
+    ]
 
 
 def record(key: str, value) -> None:

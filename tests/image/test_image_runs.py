@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_containers import BUCKET, containers, record, s3_job_env, s3_sample  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
-from image_containers import BUCKET, containers, record, s3_job_env, s3_sample  # noqa: F401 - fixtures
 from fruits import __version__
 from fruits.cli.main import app
-from fruits.cluster.settings import spark_version
+from fruits.cluster.cluster_config import spark_version
+from fruits.results.run_results import open_run
 from fruits.settings.config import build_config
-from fruits.results.finished_run import open_run
 
 pytestmark = pytest.mark.image
 JOB = "/opt/fruits/job/main.py"
@@ -30,8 +30,17 @@ def free_port() -> int:
 
 
 def s3_arguments(endpoint: str, output: str) -> list[str]:
-    return ["--input", f"s3a://{BUCKET}/sample", "--output", f"s3a://{BUCKET}/runs/{output}", "--s3-endpoint", endpoint,
-            "--s3-path-style", "--s3-credentials", "static"]
+    return [
+        "--input",
+        f"s3a://{BUCKET}/sample",
+        "--output",
+        f"s3a://{BUCKET}/runs/{output}",
+        "--s3-endpoint",
+        endpoint,
+        "--s3-path-style",
+        "--s3-credentials",
+        "static",
+    ]
 
 
 def results(output: str):
@@ -44,12 +53,16 @@ def by_path(run) -> dict[str, np.ndarray]:
 
 
 def test_spark_python_and_the_job_agree_inside_the_image(containers):
-    done = containers.run("sh", "-c", f"{SPARK_SUBMIT} --version 2>&1 | grep -m1 ' version '; "
-                          "/opt/fruits/venv/bin/python -c 'import sys, json, fruits, pyspark; print(json.dumps("
-                          "[list(sys.version_info), fruits.__file__, pyspark.__version__]))'; "
-                          "ls /opt/fruits/venv/lib/python3.11/site-packages/pyspark/jars "
-                          "/opt/fruits/venv/lib/python3.11/site-packages/tensorflow/include 2>&1 | grep -c 'No such'",
-                          options=containers.hardened())
+    done = containers.run(
+        "sh",
+        "-c",
+        f"{SPARK_SUBMIT} --version 2>&1 | grep -m1 ' version '; "
+        "/opt/fruits/venv/bin/python -c 'import sys, json, fruits, pyspark; print(json.dumps("
+        "[list(sys.version_info), fruits.__file__, pyspark.__version__]))'; "
+        "ls /opt/fruits/venv/lib/python3.11/site-packages/pyspark/jars "
+        "/opt/fruits/venv/lib/python3.11/site-packages/tensorflow/include 2>&1 | grep -c 'No such'",
+        options=containers.hardened(),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     spark_line, python_line, dropped = done.stdout.strip().splitlines()
     assert spark_line.split()[-1] == spark_version()  # the JVM Spark in /opt/spark
@@ -67,9 +80,16 @@ def pod_run(containers, s3_sample, tmp_path_factory):
     scratch = tmp_path_factory.mktemp("pod-tmp")
     scratch.chmod(0o777)
     started = time.monotonic()
-    done = containers.run(SPARK_SUBMIT, "--master", "local[2]", "--conf", "spark.ui.enabled=false", JOB,
-                          *s3_arguments(s3_sample, "pod"), options=[*containers.hardened(tmp=str(scratch)),
-                                                                    *s3_job_env()])
+    done = containers.run(
+        SPARK_SUBMIT,
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.ui.enabled=false",
+        JOB,
+        *s3_arguments(s3_sample, "pod"),
+        options=[*containers.hardened(tmp=str(scratch)), *s3_job_env()],
+    )
     record("pod run, 648 images (s)", round(time.monotonic() - started, 1))
     return done, scratch
 
@@ -91,16 +111,33 @@ def test_the_workers_use_the_baked_model_and_download_nothing(pod_run):
     assert "Downloading data from" not in printed and "TensorSpec" not in printed
 
 
-@pytest.mark.parametrize("runtime, env", [("tf", []), ("tflite", ["-e", "FRUITS_TFLITE_DIR="])],
-                         ids=["tf runtime", "tflite without the baked model"])
+@pytest.mark.parametrize(
+    "runtime, env",
+    [("tf", []), ("tflite", ["-e", "FRUITS_TFLITE_DIR="])],
+    ids=["tf runtime", "tflite without the baked model"],
+)
 def test_without_any_network_imagenet_comes_from_the_baked_weights(containers, sample_dir, runtime, env):
     """--network none: a download would fail, so a complete output proves none was needed,
     whether the Keras model runs itself or is converted again from the baked weights."""
-    script = (f"{SPARK_SUBMIT} --master 'local[2]' --conf spark.ui.enabled=false {JOB} --input /data "
-              f"--output /tmp/out --runtime {runtime} --weights imagenet --k 10 >/tmp/log 2>&1 || {{ tail -40 /tmp/log; exit 1; }}; "
-              "cat /tmp/out/manifest.json; ls /tmp/.keras/models 2>/dev/null | wc -l")
-    done = containers.run("sh", "-c", script, options=[*containers.hardened(network="none"), *env,
-                                                        "-e", "SPARK_LOCAL_IP=127.0.0.1", "-v", f"{sample_dir}:/data:ro"])
+    script = (
+        f"{SPARK_SUBMIT} --master 'local[2]' --conf spark.ui.enabled=false {JOB} --input /data "
+        f"--output /tmp/out --runtime {runtime} --weights imagenet --k 10 >/tmp/log 2>&1 "
+        "|| { tail -40 /tmp/log; exit 1; }; "
+        "cat /tmp/out/manifest.json; ls /tmp/.keras/models 2>/dev/null | wc -l"
+    )
+    done = containers.run(
+        "sh",
+        "-c",
+        script,
+        options=[
+            *containers.hardened(network="none"),
+            *env,
+            "-e",
+            "SPARK_LOCAL_IP=127.0.0.1",
+            "-v",
+            f"{sample_dir}:/data:ro",
+        ],
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     manifest_text, downloaded = done.stdout.rsplit("}", 1)
     manifest = json.loads(manifest_text + "}")
@@ -113,20 +150,59 @@ def test_executors_in_containers_of_their_own_give_the_same_result(containers, p
     its own /tmp, the driver in a fourth (client mode). Nothing is shared but S3."""
     port = free_port()
     master = f"spark://127.0.0.1:{port}"
-    containers.start("master", "/opt/spark/bin/spark-class", "org.apache.spark.deploy.master.Master",
-                     "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(free_port()),
-                     options=containers.hardened())
-    workers = [containers.start(f"worker{i}", "/opt/spark/bin/spark-class", "org.apache.spark.deploy.worker.Worker",
-                                "--host", "127.0.0.1", "--cores", "1", "--memory", "2g", "--port", str(free_port()),
-                                "--webui-port", str(free_port()), master,
-                                options=[*containers.hardened(), "-e", "SPARK_WORKER_DIR=/tmp/work", *s3_job_env()])
-               for i in (1, 2)]
+    containers.start(
+        "master",
+        "/opt/spark/bin/spark-class",
+        "org.apache.spark.deploy.master.Master",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--webui-port",
+        str(free_port()),
+        options=containers.hardened(),
+    )
+    workers = [
+        containers.start(
+            f"worker{i}",
+            "/opt/spark/bin/spark-class",
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "1",
+            "--memory",
+            "2g",
+            "--port",
+            str(free_port()),
+            "--webui-port",
+            str(free_port()),
+            master,
+            options=[*containers.hardened(), "-e", "SPARK_WORKER_DIR=/tmp/work", *s3_job_env()],
+        )
+        for i in (1, 2)
+    ]
     started = time.monotonic()
-    done = containers.run(SPARK_SUBMIT, "--master", master, "--conf", "spark.driver.host=127.0.0.1",
-                          "--conf", "spark.driver.bindAddress=127.0.0.1", "--conf", "spark.ui.enabled=false",
-                          "--conf", "spark.cores.max=2", "--conf", "spark.executor.cores=1",
-                          "--conf", "spark.executor.memory=1g", JOB, *s3_arguments(s3_sample, "cluster"),
-                          options=[*containers.hardened(), *s3_job_env()])
+    done = containers.run(
+        SPARK_SUBMIT,
+        "--master",
+        master,
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.driver.bindAddress=127.0.0.1",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        "spark.cores.max=2",
+        "--conf",
+        "spark.executor.cores=1",
+        "--conf",
+        "spark.executor.memory=1g",
+        JOB,
+        *s3_arguments(s3_sample, "cluster"),
+        options=[*containers.hardened(), *s3_job_env()],
+    )
     record("cluster of containers run, 648 images (s)", round(time.monotonic() - started, 1))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for worker in workers:  # each node ran an executor of the application
@@ -147,39 +223,81 @@ def test_the_operator_entry_reaches_the_job_with_the_rendered_arguments(containe
     `/opt/entrypoint.sh driver --properties-file ... --class PythonRunner <mainApplicationFile>
     <arguments>`. Without a Kubernetes API it must get as far as the job's own code and stop
     only where Spark asks the API for its driver pod."""
-    rendered = CliRunner().invoke(app, ["render", *s3_arguments(s3_sample, "operator"), "--name", "fruits-op",
-                                        "--s3-secret", "s3-keys", "--format", "json"])
+    rendered = CliRunner().invoke(
+        app,
+        [
+            "render",
+            *s3_arguments(s3_sample, "operator"),
+            "--name",
+            "fruits-op",
+            "--s3-secret",
+            "s3-keys",
+            "--format",
+            "json",
+        ],
+    )
     assert rendered.exit_code == 0, rendered.output
     spec = json.loads(rendered.output)["spec"]
-    properties = {**spec["sparkConf"], "spark.master": f"k8s://https://127.0.0.1:{free_port()}",
-                  "spark.app.name": "fruits-op", "spark.kubernetes.namespace": "default",
-                  "spark.kubernetes.driver.pod.name": "fruits-op-driver",
-                  "spark.kubernetes.container.image": spec["image"], "spark.ui.enabled": "false"}
+    properties = {
+        **spec["sparkConf"],
+        "spark.master": f"k8s://https://127.0.0.1:{free_port()}",
+        "spark.app.name": "fruits-op",
+        "spark.kubernetes.namespace": "default",
+        "spark.kubernetes.driver.pod.name": "fruits-op-driver",
+        "spark.kubernetes.container.image": spec["image"],
+        "spark.ui.enabled": "false",
+    }
     conf = tmp_path / "spark.properties"
     conf.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
     conf.chmod(0o644)
-    done = containers.run("driver", "--properties-file", "/opt/spark/conf/spark.properties",
-                          "--class", "org.apache.spark.deploy.PythonRunner", spec["mainApplicationFile"],
-                          *spec["arguments"], timeout=600,
-                          options=[*containers.hardened(), "-v", f"{conf}:/opt/spark/conf/spark.properties:ro",
-                                   "-e", "SPARK_DRIVER_BIND_ADDRESS=127.0.0.1", *s3_job_env()])  # the Secret's keys
+    done = containers.run(
+        "driver",
+        "--properties-file",
+        "/opt/spark/conf/spark.properties",
+        "--class",
+        "org.apache.spark.deploy.PythonRunner",
+        spec["mainApplicationFile"],
+        *spec["arguments"],
+        timeout=600,
+        options=[
+            *containers.hardened(),
+            "-v",
+            f"{conf}:/opt/spark/conf/spark.properties:ro",
+            "-e",
+            "SPARK_DRIVER_BIND_ADDRESS=127.0.0.1",
+            *s3_job_env(),
+        ],
+    )  # the Secret's keys
     printed = done.stdout + done.stderr
     assert done.returncode != 0
-    assert f"Fruits! job {__version__}: s3a://{BUCKET}/sample -> s3a://{BUCKET}/runs/operator" in printed  # arguments parsed
-    assert "KubernetesClientException: Operation: [get]  for kind: [Pod]  with name: [fruits-op-driver]" in printed, \
-        printed[-3000:]  # the first thing Spark asks the API: its own driver pod
+    assert (
+        f"Fruits! job {__version__}: s3a://{BUCKET}/sample -> s3a://{BUCKET}/runs/operator" in printed
+    )  # arguments parsed
+    assert "KubernetesClientException: Operation: [get]  for kind: [Pod]  with name: [fruits-op-driver]" in printed, (
+        printed[-3000:]
+    )  # the first thing Spark asks the API: its own driver pod
 
 
 def test_report_the_image(containers):
     """Figures for the closing note: size on disk and per layer, and what was left out."""
-    size = subprocess.run([containers.engine, "image", "inspect", containers.image, "--format", "{{.Size}}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    history = subprocess.run([containers.engine, "history", containers.image, "--format", "{{.Size}}\t{{.CreatedBy}}"],
-                             capture_output=True, text=True, check=True).stdout
+    size = subprocess.run(
+        [containers.engine, "image", "inspect", containers.image, "--format", "{{.Size}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    history = subprocess.run(
+        [containers.engine, "history", containers.image, "--format", "{{.Size}}\t{{.CreatedBy}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     layers = [line.split("\t", 1) for line in history.splitlines() if line and not line.startswith("0B")]
     record("image size (MB)", round(int(size) / 1e6))
     record("layers over 1 MB", [f"{s} {c[:70]}" for s, c in layers if s.endswith(("MB", "GB"))])
     jars = Path(__import__("pyspark").__file__).parent / "jars"
-    record("left out: the pyspark wheel's copy of /opt/spark/jars (MB)",
-           round(sum(p.stat().st_size for p in jars.iterdir()) / 1e6))
+    record(
+        "left out: the pyspark wheel's copy of /opt/spark/jars (MB)",
+        round(sum(p.stat().st_size for p in jars.iterdir()) / 1e6),
+    )
     assert int(size) > 0

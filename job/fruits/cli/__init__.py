@@ -4,6 +4,4 @@ settings (`options`), the help pages (`help`), all Rich output (`console`) and t
 terminal of a run (`chatter`). A command imports its libraries when it runs, so fruitsctl
 starts light and the base install runs the cluster and S3 commands (`extras` names what the
 others need).
-
-May import: everything.
 """

@@ -10,9 +10,9 @@ descriptors taken first.
 import io
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from fruits.cli.console import console, error_console
 from fruits.settings.errors import UserError
@@ -47,8 +47,10 @@ def chatter_to(log: Path) -> Iterator[Path]:
         log.parent.mkdir(parents=True, exist_ok=True)
         target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError as exc:
-        raise UserError(f"Cannot write the run's log file {log} ({exc.strerror or exc}): set {LOG_DIR_ENV} to a "
-                        "writable folder, or pass --verbose to see Spark's messages on the terminal instead.") from None
+        raise UserError(
+            f"Cannot write the run's log file {log} ({exc.strerror or exc}): set {LOG_DIR_ENV} to a "
+            "writable folder, or pass --verbose to see Spark's messages on the terminal instead."
+        ) from None
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     terminal_out, terminal_err = _terminal_copy(sys.stdout, 1), _terminal_copy(sys.stderr, 2)
@@ -66,7 +68,8 @@ def chatter_to(log: Path) -> Iterator[Path]:
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
-        console.file, error_console.file = None, None
+        # rich's setter is typed IO[str], but None is what restores the default stream
+        console.file, error_console.file = None, None  # type: ignore[assignment]
         for stream in (terminal_out, terminal_err):
             if stream not in (sys.stdout, sys.stderr):
                 stream.close()

@@ -4,30 +4,48 @@ import json
 import shlex
 import threading
 import time
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fruits.cli.console import (apps_table, console, event_line, events_table, print_error, print_note, print_warning,
-                                state_line, status_table, styled)
+from fruits.cli.console import (
+    apps_table,
+    console,
+    event_line,
+    events_table,
+    print_error,
+    print_note,
+    print_warning,
+    state_line,
+    status_table,
+    styled,
+)
 from fruits.cluster import retry, states
 from fruits.cluster.api_errors import TransientApiError, operator_hint
+from fruits.cluster.cluster_config import ClusterConfig
 from fruits.cluster.retry import Outage
-from fruits.cluster.settings import ClusterConfig
 from fruits.settings.config import JobConfig
 from fruits.settings.errors import UserError
 
 if TYPE_CHECKING:
     from fruits.cluster.kube import Kube
 
-KubeconfigOption = Annotated[Optional[str], typer.Option(
-    "--kubeconfig", help="Kubeconfig file [default: $KUBECONFIG or ~/.kube/config; in a pod: its service account].",
-    rich_help_panel="Kubernetes")]
-ContextOption = Annotated[Optional[str], typer.Option(
-    "--context", help="Kubeconfig context [default: the current one].", rich_help_panel="Kubernetes")]
-NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Kubernetes namespace.",
-                                              rich_help_panel="Kubernetes")]
-FormatOption = Annotated[Optional[str], typer.Option("--format", "-o", help="Print the object as yaml or json.")]
+KubeconfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file [default: $KUBECONFIG or ~/.kube/config; in a pod: its service account].",
+        rich_help_panel="Kubernetes",
+    ),
+]
+ContextOption = Annotated[
+    str | None,
+    typer.Option("--context", help="Kubeconfig context [default: the current one].", rich_help_panel="Kubernetes"),
+]
+NamespaceOption = Annotated[
+    str, typer.Option("--namespace", "-n", help="Kubernetes namespace.", rich_help_panel="Kubernetes")
+]
+FormatOption = Annotated[str | None, typer.Option("--format", "-o", help="Print the object as yaml or json.")]
 NameArgument = Annotated[str, typer.Argument(help="SparkApplication name (see `fruitsctl list`).", metavar="NAME")]
 
 
@@ -60,15 +78,20 @@ def _manifest(config: JobConfig, cluster: ClusterConfig) -> dict:
     if not config.input or not config.output:
         raise UserError("A cluster run needs --input and --output (s3a:// paths the pods can reach).")
     if config.s3_credentials == "static" and not cluster.s3_secret:
-        raise UserError("--s3-credentials static needs --s3-secret NAME: a Secret with AWS_ACCESS_KEY_ID and "
-                        "AWS_SECRET_ACCESS_KEY that the pods read their keys from (or use --s3-credentials irsa).")
-    from fruits.cluster.manifest import spark_application  # per command, as every library here
+        raise UserError(
+            "--s3-credentials static needs --s3-secret NAME: a Secret with AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY that the pods read their keys from (or use --s3-credentials irsa)."
+        )
+    from fruits.cluster.spark_application import spark_application  # per command, as every library here
 
     return spark_application(config, cluster)
 
 
-def render(config: JobConfig, cluster: ClusterConfig,
-           fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml") -> None:
+def render(
+    config: JobConfig,
+    cluster: ClusterConfig,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
+) -> None:
     """Print the SparkApplication that `submit` would create (for review or GitOps)."""
     print(_dump(_manifest(config, cluster), fmt), end="" if fmt == "yaml" else "\n")
 
@@ -92,8 +115,10 @@ def _app_through_outages(kube: "Kube", namespace: str, name: str, poll: float) -
             if not outage.ongoing:
                 print_warning(f"{exc} Asking again for up to {retry.API_OUTAGE_LIMIT_S:.0f} s.")
             if not outage.wait():
-                raise UserError(f"{exc} (no answer for {retry.API_OUTAGE_LIMIT_S:.0f} s; the run goes on: follow "
-                                f"it with `fruitsctl wait {name} -n {namespace}`)") from None
+                raise UserError(
+                    f"{exc} (no answer for {retry.API_OUTAGE_LIMIT_S:.0f} s; the run goes on: follow "
+                    f"it with `fruitsctl wait {name} -n {namespace}`)"
+                ) from None
 
 
 def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float, logs: bool) -> int:
@@ -107,16 +132,20 @@ def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float,
             console.print(state_line(app))
             last = (state, executors)
         if not warned and not states.has_status(app) and time.monotonic() - started > NO_STATUS_WARNING_S:
-            print_warning(f"{name} has no status after {NO_STATUS_WARNING_S:.0f} s: no spark-operator seems to watch "
-                          f"namespace {namespace!r}. Install or reconfigure it: {operator_hint(namespace)}.")
+            print_warning(
+                f"{name} has no status after {NO_STATUS_WARNING_S:.0f} s: no spark-operator seems to watch "
+                f"namespace {namespace!r}. Install or reconfigure it: {operator_hint(namespace)}."
+            )
             warned = True
         if state == "SUBMISSION_FAILED" and states.error_message(app):
             print_note(f"submission failed (the operator retries): {states.error_message(app)}")
         pod = states.driver_pod(app)
         if logs and log_thread is None and pod and state not in ("NEW", "SUBMITTED", "SUBMISSION_FAILED"):
+
             def stream(pod=pod):
                 for line in kube.follow_pod_log(namespace, pod):
                     console.print(styled(("driver | ", "dim"), line), soft_wrap=True)
+
             log_thread = threading.Thread(target=stream, daemon=True)
             log_thread.start()
         if states.is_final(app):
@@ -126,19 +155,27 @@ def follow(kube: "Kube", namespace: str, name: str, timeout: float, poll: float,
                 print_error(states.error_message(app))
             return states.exit_code(app)
         if time.monotonic() > deadline:
-            print_error(f"Timed out after {timeout:.0f} s with {name} still {state}: it keeps running; "
-                        f"follow it with `fruitsctl wait {name} -n {namespace}`.")
+            print_error(
+                f"Timed out after {timeout:.0f} s with {name} still {state}: it keeps running; "
+                f"follow it with `fruitsctl wait {name} -n {namespace}`."
+            )
             return states.EXIT_TIMEOUT
         time.sleep(poll)
 
 
 def submit(
-    config: JobConfig, cluster: ClusterConfig,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends; exit 0 only on COMPLETED.")] = False,
-    logs: Annotated[bool, typer.Option("--logs", help="Stream the driver's log once it starts (implies --wait).")] = False,
+    config: JobConfig,
+    cluster: ClusterConfig,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run until it ends; exit 0 only on COMPLETED.")
+    ] = False,
+    logs: Annotated[
+        bool, typer.Option("--logs", help="Stream the driver's log once it starts (implies --wait).")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds (exit 5).")] = 6 * 3600,
     poll: Annotated[float, typer.Option(help="Seconds between status checks while waiting.")] = 5.0,
-    kubeconfig: KubeconfigOption = None, context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Create the SparkApplication; with --wait follow it to its end.
 
@@ -160,17 +197,26 @@ TimeoutOption = Annotated[float, typer.Option(help="Give up waiting after this m
 PollOption = Annotated[float, typer.Option(help="Seconds between status checks while waiting.")]
 
 
-def wait(name: NameArgument,
-         logs: Annotated[bool, typer.Option("--logs", help="Stream the driver's log once it starts.")] = False,
-         timeout: TimeoutOption = 6 * 3600, poll: PollOption = 5.0,
-         namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
-         context: ContextOption = None) -> None:
+def wait(
+    name: NameArgument,
+    logs: Annotated[bool, typer.Option("--logs", help="Stream the driver's log once it starts.")] = False,
+    timeout: TimeoutOption = 6 * 3600,
+    poll: PollOption = 5.0,
+    namespace: NamespaceOption = "default",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """Follow a run (submitted by fruitsctl, Helm or GitOps) until it ends (exit codes as submit --wait)."""
     raise typer.Exit(follow(_kube(kubeconfig, context), namespace, name, timeout, poll, logs))
 
 
-def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: FormatOption = None,
-           kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
+def status(
+    name: NameArgument,
+    namespace: NamespaceOption = "default",
+    fmt: FormatOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """State, attempts, driver pod, UI address, executors and error message of a run."""
     app = _reader(kubeconfig, context).get_app(namespace, name)
     if fmt:
@@ -180,10 +226,14 @@ def status(name: NameArgument, namespace: NamespaceOption = "default", fmt: Form
     raise typer.Exit(0)
 
 
-def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
-              kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
+def list_apps(
+    namespace: NamespaceOption = "default",
+    fmt: FormatOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """The pipeline's runs in the namespace: name, state, age, duration."""
-    from fruits.cluster.manifest import APP_LABEL, APP_NAME
+    from fruits.cluster.spark_application import APP_LABEL, APP_NAME
 
     apps = _reader(kubeconfig, context).list_apps(namespace, f"{APP_LABEL}={APP_NAME}")
     apps.sort(key=lambda a: a["metadata"].get("creationTimestamp") or "", reverse=True)
@@ -195,9 +245,13 @@ def list_apps(namespace: NamespaceOption = "default", fmt: FormatOption = None,
         console.print(apps_table(apps))
 
 
-def logs(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
-         namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
-         context: ContextOption = None) -> None:
+def logs(
+    name: NameArgument,
+    follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    namespace: NamespaceOption = "default",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """The driver's log (-f: follow it, waiting for the driver pod first).
 
     The driver pod exists only once the operator has submitted the run."""
@@ -212,16 +266,22 @@ def logs(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "
         app = kube.get_app(namespace, name)
     pod = states.driver_pod(app)
     if not pod:
-        raise UserError(f"{name} has no driver pod (state {states.state(app)}): `fruitsctl wait {name} --logs` "
-                        "follows it from submission on.")
-    for line in (kube.follow_pod_log(namespace, pod) if follow_ else kube.pod_log(namespace, pod)):
+        raise UserError(
+            f"{name} has no driver pod (state {states.state(app)}): `fruitsctl wait {name} --logs` "
+            "follows it from submission on."
+        )
+    for line in kube.follow_pod_log(namespace, pod) if follow_ else kube.pod_log(namespace, pod):
         print(line)
 
 
-def events(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep watching.")] = False,
-           poll: Annotated[float, typer.Option(help="With --follow: seconds between checks whether the run ended.")] = 3.0,
-           namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
-           context: ContextOption = None) -> None:
+def events(
+    name: NameArgument,
+    follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep watching.")] = False,
+    poll: Annotated[float, typer.Option(help="With --follow: seconds between checks whether the run ended.")] = 3.0,
+    namespace: NamespaceOption = "default",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """Kubernetes events of the run and its pods (scheduling, image pulls, OOM kills ...)."""
     kube = _kube(kubeconfig, context)
     kube.get_app(namespace, name)  # a clear error if there is no such run
@@ -239,24 +299,34 @@ def events(name: NameArgument, follow_: Annotated[bool, typer.Option("--follow",
             return
 
 
-def delete(name: NameArgument, namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
-           context: ContextOption = None) -> None:
+def delete(
+    name: NameArgument,
+    namespace: NamespaceOption = "default",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """Delete the run's SparkApplication (the operator removes its pods; S3 results stay)."""
     _kube(kubeconfig, context).delete_app(namespace, name)
     console.print(styled("Deleted SparkApplication ", (name, "bold"), f" from namespace {namespace}."))
 
 
-def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")] = 4040,
-       print_command: Annotated[bool, typer.Option("--print-command", help="Only print the kubectl command.")] = False,
-       namespace: NamespaceOption = "default", kubeconfig: KubeconfigOption = None,
-       context: ContextOption = None) -> None:
+def ui(
+    name: NameArgument,
+    port: Annotated[int, typer.Option(help="Local port.")] = 4040,
+    print_command: Annotated[bool, typer.Option("--print-command", help="Only print the kubectl command.")] = False,
+    namespace: NamespaceOption = "default",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """Open the driver's Spark UI on localhost (port-forward through kubectl, as sparkctl forward did)."""
     kube = _kube(kubeconfig, context)
     app = kube.get_app(namespace, name)
     pod = states.driver_pod(app)
     if not pod or kube.pod_phase(namespace, pod) != "Running":
-        raise UserError(f"The driver of {name} is not running (state {states.state(app)}): the Spark UI lives only "
-                        "while the job runs; afterwards use a History Server on --event-log-dir.")
+        raise UserError(
+            f"The driver of {name} is not running (state {states.state(app)}): the Spark UI lives only "
+            "while the job runs; afterwards use a History Server on --event-log-dir."
+        )
     command = ["kubectl", "port-forward", f"pod/{pod}", f"{port}:4040", "--namespace", namespace]
     command += ["--context", context] if context else []
     command += ["--kubeconfig", kubeconfig] if kubeconfig else []
@@ -267,6 +337,8 @@ def ui(name: NameArgument, port: Annotated[int, typer.Option(help="Local port.")
     import subprocess
 
     if not shutil.which("kubectl"):
-        raise UserError("`fruitsctl ui` needs kubectl on the PATH: install it (https://kubernetes.io/docs/tasks/tools/).")
+        raise UserError(
+            "`fruitsctl ui` needs kubectl on the PATH: install it (https://kubernetes.io/docs/tasks/tools/)."
+        )
     console.print(styled(f"Spark UI of {name}: ", (f"http://localhost:{port}", "bold"), "  (Ctrl-C to stop)"))
     raise typer.Exit(subprocess.call(command))

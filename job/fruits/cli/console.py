@@ -15,7 +15,7 @@ console = Console(stderr=False, highlight=False, markup=False)
 error_console = Console(stderr=True, highlight=False, markup=False)
 
 
-def styled(*parts: str | tuple[str, str]) -> Text:
+def styled(*parts: str | Text | tuple[str, str]) -> Text:
     """Text from plain strings and (string, style) pairs; nothing in them is markup."""
     return Text.assemble(*parts)
 
@@ -45,18 +45,27 @@ def run_summary(manifest: dict, log=None) -> Table:
     table.add_row("images read", str(counts["read"]))
     table.add_row("featurized", str(counts["ok"]))
     if incremental := manifest.get("incremental"):
-        table.add_row("reused", f"{incremental['reused']} rows of run {incremental['previous_run_id']} "
-                                f"({incremental['featurized']} images through the CNN, {incremental['removed']} "
-                                "gone from the input)")
+        table.add_row(
+            "reused",
+            f"{incremental['reused']} rows of run {incremental['previous_run_id']} "
+            f"({incremental['featurized']} images through the CNN, {incremental['removed']} "
+            "gone from the input)",
+        )
     table.add_row("errors", styled((str(counts["failed"]), "red")) if counts["failed"] else "0")
     skipped = counts.get("skipped") or {}
     if skipped:
         table.add_row("skipped", ", ".join(f"{count} {rule}" for rule, count in sorted(skipped.items())))
     table.add_row("labels", str(len(manifest["labels"])))
-    table.add_row("model", f"{manifest['model']['name']} @ {manifest['model']['image_size']}px "
-                           f"({manifest['model']['feature_dim']}-d)")
-    table.add_row("PCA k", f"{pca['k']} (variance kept {pca['variance_kept']:.1%})"
-                           + (f", the model of run {pca['fitted_by']['run_id']}" if pca.get("fitted_by") else ""))
+    table.add_row(
+        "backbone",
+        f"{manifest['backbone']['name']} @ {manifest['backbone']['image_size']}px "
+        f"({manifest['backbone']['feature_dim']}-d)",
+    )
+    table.add_row(
+        "PCA k",
+        f"{pca['k']} (variance kept {pca['variance_kept']:.1%})"
+        + (f", the model of run {pca['fitted_by']['run_id']}" if pca.get("fitted_by") else ""),
+    )
     table.add_row("wall time", f"{manifest['timings_s']['total']:.1f} s")
     table.add_row("cost", f"{manifest['cost']['core_seconds_per_1000_images']} core-s / 1000 images")
     table.add_row("output", manifest["output"])
@@ -73,12 +82,17 @@ def export_summary(description: dict) -> Table:
     for name, size in description["file_bytes"].items():
         table.add_row(name, f"{size / 1e6:.2f} MB" if size > 100_000 else f"{size} bytes")
     parity = description["featurizer_parity"]
-    table.add_row("featurizer vs run", f"max |diff| {parity['max_abs_diff']:.2e} on {parity['images']} images "
-                                       f"(|pca| up to {parity['max_abs_pca']:.1f})")
+    table.add_row(
+        "featurizer vs run",
+        f"max |diff| {parity['max_abs_diff']:.2e} on {parity['images']} images "
+        f"(|pca| up to {parity['max_abs_pca']:.1f})",
+    )
     if head := description["classifier"]:
-        table.add_row("classifier top-1", f"{head['top1']:.1%} on {head['test_images']} held-out images "
-                                          f"({head['metric']})" + (f", float {head['top1_float']:.1%}"
-                                                                   if "top1_float" in head else ""))
+        table.add_row(
+            "classifier top-1",
+            f"{head['top1']:.1%} on {head['test_images']} held-out images "
+            f"({head['metric']})" + (f", float {head['top1_float']:.1%}" if "top1_float" in head else ""),
+        )
     return table
 
 
@@ -100,8 +114,9 @@ def upload_summary(report, destination: str) -> Table:
     table.add_row("failed", styled((str(len(report.failed)), "red")) if report.failed else "0")
     if report.not_images:
         examples = ", ".join(report.not_images[:3])
-        table.add_row("not images, left out", f"{len(report.not_images)} (e.g. {examples}; "
-                                              "--include-non-images uploads them)")
+        table.add_row(
+            "not images, left out", f"{len(report.not_images)} (e.g. {examples}; --include-non-images uploads them)"
+        )
     for key, reason in report.failed[:10]:
         table.add_row(styled((key, "red")), reason)
     return table
@@ -116,8 +131,10 @@ def report_summary(manifest: dict, evaluation: dict | None) -> Table:
 
 
 def evaluation_table(evaluation: dict) -> Table:
-    table = Table(title=f"1-NN accuracy {evaluation['accuracy']:.1%} on {evaluation['test_images']} test images "
-                        f"({evaluation['split']})")
+    table = Table(
+        title=f"1-NN accuracy {evaluation['accuracy']:.1%} on {evaluation['test_images']} test images "
+        f"({evaluation['split']})"
+    )
     table.add_column("class")
     table.add_column("accuracy", justify="right")
     table.add_column("test images", justify="right")
@@ -128,8 +145,14 @@ def evaluation_table(evaluation: dict) -> Table:
     return table
 
 
-STATE_STYLES = {"COMPLETED": "green", "FAILED": "red", "SUBMISSION_FAILED": "red", "RUNNING": "cyan",
-                "PENDING_RERUN": "yellow", "FAILING": "yellow"}
+STATE_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "SUBMISSION_FAILED": "red",
+    "RUNNING": "cyan",
+    "PENDING_RERUN": "yellow",
+    "FAILING": "yellow",
+}
 
 
 def _state(text: str) -> Text:
@@ -183,9 +206,13 @@ def events_table(events) -> Table:
     for event in events:
         when = _event_time(event)
         style = "red" if event.type == "Warning" else ""
-        table.add_row(str(when or ""), styled((str(event.type), style)),
-                      f"{event.involved_object.kind}/{event.involved_object.name}", event.reason or "",
-                      event.message or "")
+        table.add_row(
+            str(when or ""),
+            styled((str(event.type), style)),
+            f"{event.involved_object.kind}/{event.involved_object.name}",
+            event.reason or "",
+            event.message or "",
+        )
     return table
 
 
@@ -193,9 +220,13 @@ def event_line(event) -> Text:
     """One event as it happens (`events --follow`): time, type, object, reason, message, repeats."""
     when = _event_time(event)
     repeats = f" (x{event.count})" if (event.count or 1) > 1 else ""
-    return styled(f"{when or ''}  ", (str(event.type), "red" if event.type == "Warning" else ""),
-                  f"  {event.involved_object.kind}/{event.involved_object.name}  ", (event.reason or "", "bold"),
-                  f"  {event.message or ''}{repeats}")
+    return styled(
+        f"{when or ''}  ",
+        (str(event.type), "red" if event.type == "Warning" else ""),
+        f"  {event.involved_object.kind}/{event.involved_object.name}  ",
+        (event.reason or "", "bold"),
+        f"  {event.message or ''}{repeats}",
+    )
 
 
 def _event_time(event):

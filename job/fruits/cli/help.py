@@ -32,8 +32,8 @@ class PanelledGroup(TyperGroup):
         self.format_commands(ctx, formatter)
 
     def format_commands(self, ctx, formatter) -> None:
-        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
-        commands = [(name, command) for name, command in commands if command is not None and not command.hidden]
+        found = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in found if command is not None and not command.hidden]
         if not commands:
             return
         limit = formatter.width - 6 - max(len(name) for name, _ in commands)

@@ -4,14 +4,14 @@ from functools import partial
 
 import typer
 
+from fruits.cli import cluster
 from fruits.cli.console import print_error
 from fruits.cli.help import PanelledCommand, PanelledGroup
-from fruits.cli import cluster
 from fruits.cli.options import with_settings
-from fruits.cluster.settings import ClusterConfig
 from fruits.cli.results import evaluate_command, export_command, report
 from fruits.cli.run import NOT_FOR_TRANSFORM, demo_data, run, transform
 from fruits.cli.upload import upload
+from fruits.cluster.cluster_config import ClusterConfig
 from fruits.settings.errors import EXIT_USER_ERROR, UserError
 
 
@@ -44,9 +44,15 @@ register("evaluate")(with_settings(evaluate_command, job_prefix="s3_"))
 register("export")(with_settings(export_command, job_prefix="s3_"))
 register("render", rich_help_panel="Cluster")(with_settings(cluster.render, ClusterConfig))
 register("submit", rich_help_panel="Cluster")(with_settings(cluster.submit, ClusterConfig))
-for name, function in (("wait", cluster.wait), ("status", cluster.status), ("list", cluster.list_apps),
-                       ("logs", cluster.logs), ("events", cluster.events), ("delete", cluster.delete),
-                       ("ui", cluster.ui)):
+for name, function in (
+    ("wait", cluster.wait),
+    ("status", cluster.status),
+    ("list", cluster.list_apps),
+    ("logs", cluster.logs),
+    ("events", cluster.events),
+    ("delete", cluster.delete),
+    ("ui", cluster.ui),
+):
     register(name, rich_help_panel="Cluster")(function)
 
 

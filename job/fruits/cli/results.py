@@ -2,19 +2,21 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from fruits.cli.console import console, evaluation_table, print_result, report_summary
 from fruits.cli.extras import require_job_extra
+from fruits.results.evaluate import MAX_ROWS, evaluate
 from fruits.settings.config import JobConfig
 from fruits.settings.errors import UserError
-from fruits.results.evaluate import MAX_ROWS, evaluate
 
 OutputArg = Annotated[str, typer.Argument(help="A run's output: a folder, or an s3:// / s3a:// prefix.")]
-ToOption = Annotated[Optional[Path], typer.Option(
-    "--to", help="Folder for report.html and evaluation.json [default: fruits-reports/<run id>].")]
+ToOption = Annotated[
+    Path | None,
+    typer.Option("--to", help="Folder for report.html and evaluation.json [default: fruits-reports/<run id>]."),
+]
 
 
 def _folder(to: Path | None, run_id: str) -> Path:
@@ -32,7 +34,7 @@ def report(output: OutputArg, to: ToOption = None, *, config: JobConfig) -> None
     """Write a self-contained HTML report of a finished run and print its summary."""
     require_job_extra("report")
     from fruits.results.report import build_report  # matplotlib, pyarrow: imported by the commands that read runs
-    from fruits.results.finished_run import open_run
+    from fruits.results.run_results import open_run
 
     results = open_run(output, config)
     folder = _folder(to, results.manifest["run_id"])
@@ -50,13 +52,14 @@ def evaluate_command(
     output: OutputArg,
     to: ToOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
-    sample: Annotated[Optional[int], typer.Option(min=10, help="Evaluate on this many random images.")] = None,
+    sample: Annotated[int | None, typer.Option(min=10, help="Evaluate on this many random images.")] = None,
     max_rows: Annotated[int, typer.Option(min=10, help="Refuse outputs with more images than this.")] = MAX_ROWS,
-    *, config: JobConfig,
+    *,
+    config: JobConfig,
 ) -> None:
     """Train/test 1-NN accuracy on the PCA vectors: overall, per class, most confused pairs."""
     require_job_extra("evaluate")
-    from fruits.results.finished_run import open_run
+    from fruits.results.run_results import open_run
 
     results = open_run(output, config)
     if results.features.num_rows < 4:
@@ -73,23 +76,33 @@ def evaluate_command(
 
 def export_command(
     output: OutputArg,
-    to: Annotated[Path, typer.Option("--to", help="Folder for featurizer.tflite, classifier.tflite, labels.txt and "
-                                                  "export.json.")],
-    classifier: Annotated[str, typer.Option(help="centroid: also a nearest-centroid classifier.tflite; none: only "
-                                                 "the featurizer.")] = "centroid",
-    quantize: Annotated[str, typer.Option(help="none (float32), dynamic (int8 weights) or int8 (weights and "
-                                               "activations, calibrated on the run's images).")] = "none",
-    check: Annotated[int, typer.Option(min=0, help="Images the featurizer's parity with the run is measured on "
-                                                   "(0: all).")] = 256,
+    to: Annotated[
+        Path, typer.Option("--to", help="Folder for featurizer.tflite, classifier.tflite, labels.txt and export.json.")
+    ],
+    classifier: Annotated[
+        str, typer.Option(help="centroid: also a nearest-centroid classifier.tflite; none: only the featurizer.")
+    ] = "centroid",
+    quantize: Annotated[
+        str,
+        typer.Option(
+            help="none (float32), dynamic (int8 weights) or int8 (weights and "
+            "activations, calibrated on the run's images)."
+        ),
+    ] = "none",
+    check: Annotated[
+        int, typer.Option(min=0, help="Images the featurizer's parity with the run is measured on (0: all).")
+    ] = 256,
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --to.")] = False,
-    *, config: JobConfig,
+    *,
+    config: JobConfig,
 ) -> None:
     """Export a finished run for a phone: one TFLite graph from a photo to its PCA values (and label scores)."""
     require_job_extra("export")
     from fruits.cli.console import export_summary
     from fruits.results.export import export_run
 
-    description = export_run(output, to, config, classifier=classifier, quantize=quantize, check=check,
-                             overwrite=overwrite)
+    description = export_run(
+        output, to, config, classifier=classifier, quantize=quantize, check=check, overwrite=overwrite
+    )
     console.print(export_summary(description))
     print_result("Exported", str(to))

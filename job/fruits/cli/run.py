@@ -2,7 +2,7 @@
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,30 +22,41 @@ DEMO_DATA = Path.home() / ".cache" / "fruits" / "demo-images"
 
 def run(
     config: JobConfig,
-    master: Annotated[str, typer.Option(
-        help="Spark master for the local run: local[N,R] runs N tasks at once and tries each up to R times.")
+    master: Annotated[
+        str,
+        typer.Option(
+            help="Spark master for the local run: local[N,R] runs N tasks at once and tries each up to R times."
+        ),
     ] = LOCAL_MASTER,
-    spark_conf: Annotated[Optional[list[str]], typer.Option(
-        "--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable).")] = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Show Spark's and TensorFlow's own messages live instead of only in the run's log file.")
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable)."),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show Spark's and TensorFlow's own messages live instead of only in the run's log file.",
+        ),
     ] = False,
 ) -> None:
     """Run the job locally: images in, features + PCA out (Spark local mode)."""
     require_job_extra("run")
     from pyspark import SparkContext
 
-    from fruits.inference.featurize import ModelInBackground
-    from fruits.pipeline import new_run_id, run_job
-    from fruits.results.previous_run import with_applied_settings
+    from fruits.featurize.backbone_model import BackboneInBackground
+    from fruits.pipeline import run_job
     from fruits.progress import SparkProgress
+    from fruits.runs.reuse import with_applied_settings
+    from fruits.settings.config import new_run_id
     from fruits.spark_session import local_spark
 
-    config = with_applied_settings(config)  # before the model is prepared: an applied run's backbone
+    config = with_applied_settings(config)  # before the backbone is prepared: an applied run's
     run_id = config.run_id or new_run_id()
     changes = {}
     if not config.input:
-        from fruits.io.demo_data import make_demo_dataset
+        from fruits.ingest.demo_data import make_demo_dataset
 
         changes["input"] = str(make_demo_dataset(DEMO_DATA))
         print_note(f"No --input given: using the generated demo dataset in {changes['input']}")
@@ -62,10 +73,10 @@ def run(
         # A session this process already had (tests, notebooks) is left running.
         ours = SparkContext._active_spark_context is None
         try:
-            model = ModelInBackground(config)  # TensorFlow's import and a conversion overlap Spark's start
+            backbone = BackboneInBackground(config)  # TensorFlow's import and a conversion overlap Spark's start
             spark = local_spark(master, extra_conf, config)
             try:
-                manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id, model=model)
+                manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id, backbone=backbone)
             finally:
                 if ours:
                     spark.stop()
@@ -79,20 +90,40 @@ def run(
 
 
 # What a run to apply fixes: its backbone settings and its fitted scaler + PCA.
-NOT_FOR_TRANSFORM = ("model", "weights", "runtime", "image_size", "variance", "k", "fit_fraction", "seed",
-                     "incremental_from", "reuse_model", "apply_model")
+NOT_FOR_TRANSFORM = (
+    "backbone",
+    "weights",
+    "runtime",
+    "image_size",
+    "variance",
+    "k",
+    "fit_fraction",
+    "seed",
+    "incremental_from",
+    "reuse_model",
+    "apply_model",
+)
 
 
 def transform(
     config: JobConfig,
-    model: Annotated[str, typer.Option(
-        "--model", metavar="RUN", help="A finished run's output (folder or s3a:// prefix) whose backbone, scaler "
-                                       "and PCA are applied, with no refit.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            metavar="RUN",
+            help="A finished run's output (folder or s3a:// prefix) whose backbone, scaler "
+            "and PCA are applied, with no refit.",
+        ),
+    ],
     master: Annotated[str, typer.Option(help="Spark master for the local run.")] = LOCAL_MASTER,
-    spark_conf: Annotated[Optional[list[str]], typer.Option(
-        "--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable).")] = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Show Spark's and TensorFlow's own messages live.")] = False,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", metavar="KEY=VALUE", help="Extra Spark setting for the local run (repeatable)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Spark's and TensorFlow's own messages live.")
+    ] = False,
 ) -> None:
     """Apply a finished run's model to new images: same features and PCA space, no refit (Spark local mode).
     On a cluster: `fruitsctl submit --apply-model RUN ...`."""
@@ -101,11 +132,13 @@ def transform(
     run(JobConfig(**{**config.to_dict(), "apply_model": model}), master, spark_conf, verbose)
 
 
-def demo_data(folder: Annotated[Path, typer.Argument(help="Where to write <class>/<n>.jpg.")],
-              per_class: Annotated[int, typer.Option(min=2, max=10_000, help="Images per class.")] = 24) -> None:
+def demo_data(
+    folder: Annotated[Path, typer.Argument(help="Where to write <class>/<n>.jpg.")],
+    per_class: Annotated[int, typer.Option(min=2, max=10_000, help="Images per class.")] = 24,
+) -> None:
     """Write the generated demo dataset (synthetic fruit images) to a folder."""
     require_job_extra("demo-data")
-    from fruits.io.demo_data import make_demo_dataset
+    from fruits.ingest.demo_data import make_demo_dataset
 
     make_demo_dataset(folder, per_class=per_class)
     print_result("Demo dataset", str(folder))

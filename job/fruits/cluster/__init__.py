@@ -1,10 +1,9 @@
 """Running the job on Kubernetes through the spark-operator: the cluster's settings
-(`settings`), the SparkApplication built from the job's and the cluster's settings
-(`manifest`), the official API client for everything that writes, follows or watches
+(`cluster_config`), the SparkApplication built from the job's and the cluster's settings
+(`spark_application`), the official API client for everything that writes, follows or watches
 (`kube`), plain reads for the commands that only read, without importing that client
 (`reads`), the one wording of the API's failures both use (`api_errors`), riding out an API
 server that cannot answer (`retry`), what an application's status means (`states`) and the
-least-privilege S3 policy of a run (`iam`).
-
-May import: settings, and spark_session (the Spark settings every run needs).
+least-privilege S3 policy of a run (`iam`). It imports only `settings` and `spark_session`
+(the Spark settings every run needs), so the cluster commands run on the base install.
 """

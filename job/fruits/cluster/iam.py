@@ -20,7 +20,7 @@ PREVIOUS_STATEMENT = "ReadThePreviousRuns"
 OPTIONAL_STATEMENTS = {EVENT_LOG_STATEMENT: "EVENT_LOG_PREFIX", PREVIOUS_STATEMENT: "PREVIOUS_PREFIX"}
 
 
-def _bucket_and_prefix(uri: str, what: str) -> tuple[str, str]:
+def _bucket_and_prefix(uri: str | None, what: str) -> tuple[str, str]:
     if not uri or "://" not in uri or uri.split("://", 1)[0] not in ("s3", "s3a", "s3n"):
         raise UserError(f"{what} {uri!r} is not an s3a:// URI: the IAM policy is for runs on S3.")
     bucket, _, prefix = uri.split("://", 1)[1].partition("/")
@@ -31,8 +31,10 @@ def render_policy(template: str, values: dict) -> dict:
     """The policy for the chart `values` (job.input, job.output, job.incrementalFrom or
     job.applyModel, cluster.eventLogDir)."""
     job, cluster = values.get("job") or {}, values.get("cluster") or {}
-    places = {"INPUT_PREFIX": _bucket_and_prefix(job.get("input"), "job.input"),
-              "OUTPUT_PREFIX": _bucket_and_prefix(job.get("output"), "job.output")}
+    places = {
+        "INPUT_PREFIX": _bucket_and_prefix(job.get("input"), "job.input"),
+        "OUTPUT_PREFIX": _bucket_and_prefix(job.get("output"), "job.output"),
+    }
     if cluster.get("eventLogDir"):
         places["EVENT_LOG_PREFIX"] = _bucket_and_prefix(cluster["eventLogDir"], "cluster.eventLogDir")
     for key in ("incrementalFrom", "applyModel"):  # read only: its features or its model
@@ -40,8 +42,10 @@ def render_policy(template: str, values: dict) -> dict:
             places["PREVIOUS_PREFIX"] = _bucket_and_prefix(job[key].removeprefix(LATEST), f"job.{key}")
     buckets = {bucket for bucket, _ in places.values()}
     if len(buckets) != 1:
-        raise UserError(f"The input, output and event logs are in {len(buckets)} buckets ({', '.join(sorted(buckets))}): "
-                        "the policy template covers one bucket; render one policy per bucket.")
+        raise UserError(
+            f"The input, output and event logs are in {len(buckets)} buckets ({', '.join(sorted(buckets))}): "
+            "the policy template covers one bucket; render one policy per bucket."
+        )
     fields = {name: prefix for name, (_, prefix) in places.items()}
     policy = json.loads(string.Template(template).safe_substitute(BUCKET=buckets.pop(), **fields))
     unused = {sid for sid, field in OPTIONAL_STATEMENTS.items() if field not in fields}

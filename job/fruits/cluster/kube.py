@@ -7,9 +7,10 @@ installed, RBAC, name taken, app missing) becomes a UserError naming the fix.
 import os
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import urllib3
 from kubernetes import client, config, watch
@@ -17,8 +18,16 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from fruits.cluster import retry
-from fruits.cluster.api_errors import (GROUP, PLURAL, VERSION, TransientApiError, answered, matching, operator_hint,
-                                       unreachable)
+from fruits.cluster.api_errors import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    TransientApiError,
+    answered,
+    matching,
+    operator_hint,
+    unreachable,
+)
 from fruits.cluster.retry import Outage
 from fruits.settings.errors import UserError
 
@@ -55,10 +64,14 @@ class Kube:
                 config.load_incluster_config()
                 api = client.ApiClient()
             else:
-                raise UserError("No Kubernetes configuration found: pass --kubeconfig, set KUBECONFIG, "
-                                "or run inside a pod with a service account.")
+                raise UserError(
+                    "No Kubernetes configuration found: pass --kubeconfig, set KUBECONFIG, "
+                    "or run inside a pod with a service account."
+                )
         except ConfigException as exc:
-            raise UserError(f"Cannot use the Kubernetes configuration ({exc}): check --kubeconfig and --context.") from None
+            raise UserError(
+                f"Cannot use the Kubernetes configuration ({exc}): check --kubeconfig and --context."
+            ) from None
         api.configuration.retries = 1
         return api
 
@@ -95,15 +108,18 @@ class Kube:
         driver pod: SUBMISSION_FAILED, retried, then FAILED). Checks this identity may not make
         are skipped."""
         if self._exists(lambda: self.core.read_namespace(namespace)) is False:
-            raise UserError(f"Namespace {namespace!r} does not exist: {operator_hint(namespace)}; "
-                            "or choose another --namespace.")
+            raise UserError(
+                f"Namespace {namespace!r} does not exist: {operator_hint(namespace)}; or choose another --namespace."
+            )
         for account in dict.fromkeys(service_accounts):
-            if self._exists(lambda: self.core.read_namespaced_service_account(account, namespace)) is False:
-                raise UserError(f"ServiceAccount {account!r} does not exist in namespace {namespace!r}: install the "
-                                f"chart there (helm install fruits charts/fruits-pipeline -n {namespace} ...), which "
-                                "creates fruits-spark (driver, with its Role) and fruits-spark-executor, or pass "
-                                "--service-account and --executor-service-account spark-operator-spark (the operator's "
-                                "chart creates it in each namespace it watches).")
+            if self._exists(partial(self.core.read_namespaced_service_account, account, namespace)) is False:
+                raise UserError(
+                    f"ServiceAccount {account!r} does not exist in namespace {namespace!r}: install the "
+                    f"chart there (helm install fruits charts/fruits-pipeline -n {namespace} ...), which "
+                    "creates fruits-spark (driver, with its Role) and fruits-spark-executor, or pass "
+                    "--service-account and --executor-service-account spark-operator-spark (the operator's "
+                    "chart creates it in each namespace it watches)."
+                )
 
     # SparkApplications
     def create_app(self, body: dict) -> dict:
@@ -117,8 +133,9 @@ class Kube:
 
     def list_apps(self, namespace: str, label_selector: str) -> list[dict]:
         with self._errors(namespace, verb="list"):
-            found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                             label_selector=label_selector)
+            found = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, label_selector=label_selector
+            )
         return matching(found.get("items", []), label_selector)
 
     def delete_app(self, namespace: str, name: str) -> None:
@@ -146,7 +163,8 @@ class Kube:
             return False
         containers = status.container_statuses or []
         return status.phase == "Pending" or (
-            status.phase == "Running" and (not containers or any(c.state.terminated is None for c in containers)))
+            status.phase == "Running" and (not containers or any(c.state.terminated is None for c in containers))
+        )
 
     def pod_log(self, namespace: str, pod: str) -> Iterator[str]:
         """The lines of the pod's log so far."""
@@ -174,12 +192,15 @@ class Kube:
         last, shown_at_last, last_line_at = None, 0, None
         outage = Outage()
         while True:
-            since = None if last_line_at is None else int(time.monotonic() - last_line_at) + LOG_RECONNECT_MARGIN_S
+            since: int | None = (
+                None if last_line_at is None else int(time.monotonic() - last_line_at) + LOG_RECONNECT_MARGIN_S
+            )
             again_at_last, problem = 0, None
             try:
                 with self._errors(namespace, pod, "read logs of"):
-                    for raw in watch.Watch().stream(self.core.read_namespaced_pod_log, pod, namespace,
-                                                    timestamps=True, since_seconds=since):
+                    for raw in watch.Watch().stream(
+                        self.core.read_namespaced_pod_log, pod, namespace, timestamps=True, since_seconds=since
+                    ):
                         outage.end()
                         stamp, _, line = raw.partition(" ")
                         key = _stamp_key(stamp)
@@ -203,8 +224,10 @@ class Kube:
                 problem = exc
             if not outage.wait():
                 why = f"the Kubernetes API at {self.host} {problem.why}" if problem else "its stream keeps ending"
-                raise UserError(f"The log of pod {pod} stopped and could not be read again for "
-                                f"{retry.API_OUTAGE_LIMIT_S:.0f} s ({why}): `fruitsctl logs` shows it once the API answers.")
+                raise UserError(
+                    f"The log of pod {pod} stopped and could not be read again for "
+                    f"{retry.API_OUTAGE_LIMIT_S:.0f} s ({why}): `fruitsctl logs` shows it once the API answers."
+                )
 
     def events(self, namespace: str, names_prefix: str) -> list:
         """Events about the app and its pods (driver and executors share the app's name prefix)."""
@@ -236,8 +259,12 @@ class Kube:
                     yield sorted(fresh(listed.items), key=_event_order)
                     continue
                 with self._errors(namespace, verb="watch events in"):
-                    for change in watch.Watch().stream(self.core.list_namespaced_event, namespace,
-                                                       resource_version=version, timeout_seconds=max(1, int(window_s))):
+                    for change in watch.Watch().stream(
+                        self.core.list_namespaced_event,
+                        namespace,
+                        resource_version=version,
+                        timeout_seconds=max(1, int(window_s)),
+                    ):
                         outage.end()
                         version = change["object"].metadata.resource_version or version
                         if change["type"] in ("ADDED", "MODIFIED"):
@@ -250,9 +277,11 @@ class Kube:
                 version = None
             except TransientApiError as exc:
                 if not outage.wait():
-                    raise UserError(f"The events of {names_prefix} could not be watched for "
-                                    f"{retry.API_OUTAGE_LIMIT_S:.0f} s (the Kubernetes API at {self.host} {exc.why}): "
-                                    "`fruitsctl events` lists them once the API answers.") from None
+                    raise UserError(
+                        f"The events of {names_prefix} could not be watched for "
+                        f"{retry.API_OUTAGE_LIMIT_S:.0f} s (the Kubernetes API at {self.host} {exc.why}): "
+                        "`fruitsctl events` lists them once the API answers."
+                    ) from None
 
 
 def _about(event, names_prefix: str) -> bool:

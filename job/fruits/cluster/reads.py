@@ -10,12 +10,12 @@ Both word failures the same way (fruits.cluster.api_errors).
 """
 
 import base64
-from typing import TYPE_CHECKING
 import http.client
 import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 from fruits.cluster.api_errors import GROUP, PLURAL, VERSION, answered, matching, unreachable
@@ -26,10 +26,22 @@ if TYPE_CHECKING:
 
 TIMEOUT_S = 15
 # What a kubeconfig entry may hold for these reads; any other key means a feature they lack.
-CLUSTER_KEYS = {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify",
-                "extensions"}
-USER_KEYS = {"token", "tokenFile", "client-certificate", "client-certificate-data", "client-key",
-             "client-key-data", "extensions"}
+CLUSTER_KEYS = {
+    "server",
+    "certificate-authority",
+    "certificate-authority-data",
+    "insecure-skip-tls-verify",
+    "extensions",
+}
+USER_KEYS = {
+    "token",
+    "tokenFile",
+    "client-certificate",
+    "client-certificate-data",
+    "client-key",
+    "client-key-data",
+    "extensions",
+}
 
 
 class Reader:
@@ -42,13 +54,16 @@ class Reader:
 
     def _get(self, path: str, query: dict, namespace: str, name: str | None, verb: str) -> dict:
         url = urlsplit(self.host)
+        hostname = cast(str, url.hostname)  # a kubeconfig's server URL names its host
+        connection: http.client.HTTPConnection
         if url.scheme == "https":
-            connection = http.client.HTTPSConnection(url.hostname, url.port, timeout=TIMEOUT_S, context=self.tls)
+            connection = http.client.HTTPSConnection(hostname, url.port, timeout=TIMEOUT_S, context=self.tls)
         else:
-            connection = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT_S)
+            connection = http.client.HTTPConnection(hostname, url.port, timeout=TIMEOUT_S)
         try:
-            connection.request("GET", url.path.rstrip("/") + path + (f"?{urlencode(query)}" if query else ""),
-                               headers=self.headers)
+            connection.request(
+                "GET", url.path.rstrip("/") + path + (f"?{urlencode(query)}" if query else ""), headers=self.headers
+            )
             response = connection.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -57,7 +72,8 @@ class Reader:
             connection.close()
         if response.status >= 400:
             raise answered(response.status, response.reason, body, self.host, namespace, name, verb) or UserError(
-                f"The Kubernetes API at {self.host} answered {response.status} {response.reason} to {path}.")
+                f"The Kubernetes API at {self.host} answered {response.status} {response.reason} to {path}."
+            )
         return json.loads(body)
 
     def _apps(self, namespace: str) -> str:
@@ -79,16 +95,19 @@ def _tls(cluster: dict, user: dict, folder: Path) -> "ssl.SSLContext":
     import ssl  # for https servers only
 
     def path(key: str) -> str:
-        return str(folder / os.path.expanduser(user.get(key) or cluster.get(key)))
+        given = cast(str, user.get(key) or cluster.get(key))  # asked for only when one of them holds it
+        return str(folder / os.path.expanduser(given))
 
     authority = cluster.get("certificate-authority-data")
     context = ssl.create_default_context(
         cafile=path("certificate-authority") if cluster.get("certificate-authority") else None,
-        cadata=base64.b64decode(authority).decode() if authority else None)
+        cadata=base64.b64decode(authority).decode() if authority else None,
+    )
     if cluster.get("insecure-skip-tls-verify"):
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     if user.get("client-certificate-data") or user.get("client-certificate"):
         with tempfile.TemporaryDirectory() as scratch:  # ssl loads a key pair from files only; 0700, removed at once
+
             def pem(key: str) -> str:
                 if user.get(f"{key}-data"):
                     file = Path(scratch) / key

@@ -1,6 +1,10 @@
 """Asking the Kubernetes API again while it cannot answer (a blip, a control-plane upgrade, a
 dropped stream): doubling delays up to RETRY_MAX_S, for at most API_OUTAGE_LIMIT_S in a row.
-Waiting, following a log and watching events share this one policy."""
+Waiting, following a log and watching events share this one policy.
+
+Not tenacity: its decorators retry one call, while these loops resume a stream and tell the
+user when an outage starts and ends; and importing it costs ~50 ms of fruitsctl's ~0.2 s start.
+"""
 
 import time
 

@@ -41,8 +41,9 @@ def driver_pod(app: dict) -> str | None:
 
 def ui_address(app: dict) -> str | None:
     info = (app.get("status") or {}).get("driverInfo") or {}
-    return info.get("webUIAddress") or (f"{info['webUIServiceName']}:{info.get('webUIPort', 4040)}"
-                                        if info.get("webUIServiceName") else None)
+    return info.get("webUIAddress") or (
+        f"{info['webUIServiceName']}:{info.get('webUIPort', 4040)}" if info.get("webUIServiceName") else None
+    )
 
 
 def executor_counts(app: dict) -> Counter:
@@ -59,7 +60,7 @@ def _time(text: str | None) -> dt.datetime | None:
 
 
 def age_and_duration(app: dict, now: dt.datetime | None = None) -> tuple[str, str]:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     created = _time(app.get("metadata", {}).get("creationTimestamp"))
     status = app.get("status") or {}
     started, ended = _time(status.get("lastSubmissionAttemptTime")), _time(status.get("terminationTime"))

@@ -64,7 +64,7 @@ class MomentsBuilder:
     """Moments of rows that arrive in small batches: rows are held until a block is full,
     because one update costs a d x d pass, too much to pay per 64-row Arrow batch."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.total = Moments.empty()
         self._held: list[np.ndarray] = []
         self._rows = 0

@@ -2,22 +2,19 @@
 
 The statistics (mean and centred scatter matrix) come with the featurize pass itself
 (fruits.fit.tally), and the d x d eigendecomposition runs on the driver with LAPACK. Spark ML's
-own PCA does the same maths in two more passes and decomposes with a JVM fallback BLAS:
-11 s instead of 0.4 s for d = 1280 here. The job applies the fit with NumPy (`project_staged`);
-it is also saved as a standard Spark ML PipelineModel (StandardScalerModel -> PCAModel),
-reloadable with PipelineModel.load.
+own PCA does the same maths in two more passes and decomposes with a JVM fallback BLAS
+(11 s instead of 0.4 s for d = 1280 on two cores). The job applies the fit with NumPy
+(fruits.write.projection); it is also saved as a standard Spark ML PipelineModel
+(StandardScalerModel -> PCAModel), reloadable with PipelineModel.load.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from fruits.fit.moments import Moments
-from fruits.io.output import FEATURES_SCHEMA, STAGED_SCHEMA, part_file
-from fruits.io.storage import Store
-from fruits.io.vectors import from_arrow, to_arrow
 
 # Spark ML (and through it pandas) is imported only where a user applies a saved model: this
 # module's projection runs in Spark's Python workers, where that import would cost ~0.6 s and
@@ -28,7 +25,8 @@ PCA_VECTOR = "pca_vector"
 
 @dataclass(frozen=True)
 class Reduction:
-    """The fitted scaler + PCA as NumPy arrays (fruits.fit.model_files saves them in Spark ML's form)."""
+    """The fitted scaler + PCA as NumPy arrays (fruits.write.model_files saves them in Spark ML's form)."""
+
     mean: np.ndarray  # (d,) the scaler's parameters and the PCA's
     std: np.ndarray  # (d,)
     components: np.ndarray  # (d, k)
@@ -46,7 +44,7 @@ class Reduction:
         return float(sum(self.explained_variance[: self.k]))
 
 
-def choose_k(explained_variance, target: float) -> int:
+def choose_k(explained_variance: Sequence[float] | np.ndarray, target: float) -> int:
     """The smallest k whose cumulative explained variance reaches `target`."""
     cumulative = np.cumsum(np.asarray(explained_variance, dtype=np.float64))
     reached = np.nonzero(cumulative >= target - 1e-9)[0]
@@ -88,64 +86,27 @@ def fit_reduction(moments: Moments, *, k: int | None, variance: float) -> Reduct
     return reduction_of(moments.mean, std, eigenvectors[:, :chosen], [float(v) for v in explained], moments.n)
 
 
-def reduction_of(mean: np.ndarray, std: np.ndarray, components: np.ndarray, explained_variance: list[float],
-                 fit_rows: int) -> Reduction:
+def reduction_of(
+    mean: np.ndarray, std: np.ndarray, components: np.ndarray, explained_variance: list[float], fit_rows: int
+) -> Reduction:
     """StandardScaler then PCA, as one affine map: ((x - mean) / std) @ C = x @ W + b."""
     weights = _inverse(std)[:, None] * components
     return Reduction(mean, std, components, weights, -(mean @ weights), explained_variance, fit_rows)
 
 
-def project_rows(spark, sources: dict[int, tuple[Store, str, list[int] | None]], reduction: Reduction,
-                 store: Store, target: str, rows_per_batch: int = 2048) -> int:
-    """Spark stage: the feature rows of each source -> the same rows plus a `pca` column, in
-    `target`/part-NNNNN.parquet of `store` for source NNNNN, one task per source (no file for
-    a source without rows). A source is (store, Parquet file, rows to take or None for all):
-    a featurize task's staged file, or a previous run's features file and the rows an
-    incremental run keeps. Returns the rows written.
-
-    NumPy on whole batches, one matrix product each: the Spark ML model applies the same
-    maths row by row on the JVM.
-    """
-    weights, bias = reduction.weights, reduction.bias
-    columns = STAGED_SCHEMA.names  # a previous run's rows also hold its pca: replaced
-
-    def source_batches(source: Store, relative: str, rows: list[int] | None):
-        if rows is None:
-            yield from source.batches(relative, rows_per_batch, columns)
-            return
-        with source.filesystem.open_input_file(source.path(relative)) as handle:
-            kept = pq.read_table(handle, columns=columns).take(rows).cast(STAGED_SCHEMA)
-        yield from kept.to_batches(rows_per_batch)
-
-    def project_files(chosen: Iterator[tuple[int, tuple[Store, str, list[int] | None]]]) -> Iterator[int]:
-        for partition, (source, relative, rows) in chosen:
-            if (source.parquet_rows(relative) if rows is None else len(rows)) == 0:
-                yield 0
-                continue
-            written = 0
-            with store.writer(f"{target}/{part_file(partition)}", FEATURES_SCHEMA) as writer:
-                for batch in source_batches(source, relative, rows):
-                    pca = from_arrow(batch.column("features")) @ weights + bias  # float64: no cancellation loss
-                    writer.write_batch(batch.append_column("pca", to_arrow(pca)))
-                    written += batch.num_rows
-            yield written
-
-    work = sorted(sources.items())
-    return sum(spark.sparkContext.parallelize(work, max(1, len(work))).mapPartitions(project_files).collect())
-
-
-def apply_reduction(model, features):
+def apply_reduction(model: Any, features: Any) -> Any:
     """Add a `pca` float array column with a saved Spark ML model (see load_reduction_model):
     how a user applies a run's reduction to new features (a Spark DataFrame) in Spark."""
     from pyspark.ml.functions import array_to_vector, vector_to_array
 
-    transformed = model.transform(features.withColumn(FEATURES_VECTOR, array_to_vector("features")))
-    return transformed.withColumn("pca", vector_to_array(PCA_VECTOR, dtype="float32")).select(
-        *features.columns, "pca"
-    )
+    # Both take a column name as well as a Column at run time; pyspark's hints say Column only.
+    vectors = array_to_vector("features")  # type: ignore[arg-type]
+    transformed = model.transform(features.withColumn(FEATURES_VECTOR, vectors))
+    arrays = vector_to_array(PCA_VECTOR, dtype="float32")  # type: ignore[arg-type]
+    return transformed.withColumn("pca", arrays).select(*features.columns, "pca")
 
 
-def load_reduction_model(path: str):
+def load_reduction_model(path: str) -> Any:
     """The scaler + PCA model (a Spark ML PipelineModel) a run saved under OUTPUT/model, to
     transform new features."""
     from pyspark.ml import PipelineModel

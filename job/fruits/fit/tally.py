@@ -15,8 +15,10 @@ import json
 import pickle
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -54,23 +56,47 @@ class RunTally:
     def merge(self, other: "RunTally") -> "RunTally":
         if other.partitions & self.partitions or not other.partitions:
             return self  # a repeated partition, or nothing
-        return RunTally(self.partitions | other.partitions, self.rows + other.rows, self.failed + other.failed,
-                        self.labels + other.labels, self.splits + other.splits, self.moments.merge(other.moments),
-                        self.core_seconds + other.core_seconds)
+        return RunTally(
+            self.partitions | other.partitions,
+            self.rows + other.rows,
+            self.failed + other.failed,
+            self.labels + other.labels,
+            self.splits + other.splits,
+            self.moments.merge(other.moments),
+            self.core_seconds + other.core_seconds,
+        )
 
     def without(self, part: "RunTally", partition: int) -> "RunTally":
         """The usable rows of this tally less those of `part` (rows among them), as one
         partition: what an incremental run carries over from the previous run's tally."""
-        return RunTally(frozenset([partition]), self.ok - part.ok, 0, self.labels - part.labels,
-                        self.splits - part.splits, self.moments.without(part.moments), 0.0)
+        return RunTally(
+            frozenset([partition]),
+            self.ok - part.ok,
+            0,
+            self.labels - part.labels,
+            self.splits - part.splits,
+            self.moments.without(part.moments),
+            0.0,
+        )
 
     def to_bytes(self) -> bytes:
-        counts = {"partitions": sorted(self.partitions), "rows": self.rows, "failed": self.failed,
-                  "labels": self.labels, "splits": self.splits, "core_seconds": self.core_seconds}
+        counts = {
+            "partitions": sorted(self.partitions),
+            "rows": self.rows,
+            "failed": self.failed,
+            "labels": self.labels,
+            "splits": self.splits,
+            "core_seconds": self.core_seconds,
+        }
         buffer = io.BytesIO()
         upper = _upper_mask(len(self.moments.mean))  # the scatter matrix is symmetric: half of it
-        np.savez(buffer, counts=np.frombuffer(json.dumps(counts).encode(), dtype=np.uint8),
-                 n=np.array(self.moments.n), mean=self.moments.mean, scatter=self.moments.scatter[upper])
+        np.savez(
+            buffer,
+            counts=np.frombuffer(json.dumps(counts).encode(), dtype=np.uint8),
+            n=np.array(self.moments.n),
+            mean=self.moments.mean,
+            scatter=self.moments.scatter[upper],
+        )
         return buffer.getvalue()
 
     @staticmethod
@@ -83,8 +109,15 @@ class RunTally:
         scatter[mask] = upper
         scatter.T[mask] = upper  # the lower half, through the transposed view: no d x d temporary
         moments = Moments(n, mean, scatter)
-        return RunTally(frozenset(counts["partitions"]), counts["rows"], counts["failed"], Counter(counts["labels"]),
-                        Counter(counts["splits"]), moments, counts["core_seconds"])
+        return RunTally(
+            frozenset(counts["partitions"]),
+            counts["rows"],
+            counts["failed"],
+            Counter(counts["labels"]),
+            Counter(counts["splits"]),
+            moments,
+            counts["core_seconds"],
+        )
 
 
 class PartitionTally:
@@ -117,22 +150,40 @@ class PartitionTally:
         self._moments.add(vectors)
 
     def result(self) -> RunTally:
-        return RunTally(frozenset([self.partition]), self.rows, self.failed, self.labels, self.splits,
-                        self._moments.result(), (time.perf_counter() - self._started) * self._cores)
+        return RunTally(
+            frozenset([self.partition]),
+            self.rows,
+            self.failed,
+            self.labels,
+            self.splits,
+            self._moments.result(),
+            (time.perf_counter() - self._started) * self._cores,
+        )
 
 
-def merge_stats(spark, store, folder: str, partitions: list[int], groups: int) -> tuple[RunTally, int]:
-    """The merged tally of `partitions` (their stats files under store/folder), merged in
-    `groups` Spark tasks; returns it with the bytes the driver received for it."""
-    def merge_group(chosen):
+@dataclass(frozen=True)
+class MergeTallies:
+    """The merge task: the tallies of the partitions it is given (stats files under
+    store/folder) merged into one, pickled for the driver."""
+
+    store: Any
+    folder: str
+
+    def __call__(self, chosen: Iterator[int]) -> Iterator[bytes]:
         total = RunTally()
         for partition in chosen:
-            total = total.merge(RunTally.from_bytes(store.read_bytes(f"{folder}/{stats_file(partition)}")))
+            total = total.merge(RunTally.from_bytes(self.store.read_bytes(f"{self.folder}/{stats_file(partition)}")))
         yield pickle.dumps(total, protocol=pickle.HIGHEST_PROTOCOL)
 
+
+def merge_stats(spark: Any, store: Any, folder: str, partitions: list[int], groups: int) -> tuple[RunTally, int]:
+    """The merged tally of `partitions` (their stats files under store/folder), merged in
+    `groups` Spark tasks (MergeTallies); returns it with the bytes the driver received for it."""
     groups = max(1, min(groups, len(partitions)))
     total, received = RunTally(), 0
-    for result in spark.sparkContext.parallelize(partitions, groups).mapPartitions(merge_group).collect():
+    for result in (
+        spark.sparkContext.parallelize(partitions, groups).mapPartitions(MergeTallies(store, folder)).collect()
+    ):
         received += len(result)
         total = total.merge(pickle.loads(result))
     return total, received

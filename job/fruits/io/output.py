@@ -22,8 +22,8 @@ import os
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from fruits.settings.errors import UserError
 from fruits.io.storage import TEMPORARY_PREFIX, Store
+from fruits.settings.errors import UserError
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = "_RUN_IN_PROGRESS"
@@ -74,13 +74,21 @@ def check_separate(input_store: Store, output_store: Store, shown: tuple[str, st
     (in_kind, source), (out_kind, target) = _location(input_store), _location(output_store)
     if in_kind != out_kind:
         return
-    relation = ("is the input" if source == target else
-                "lies inside the input" if target[:len(source)] == source else
-                "contains the input" if source[:len(target)] == target else None)
+    relation = (
+        "is the input"
+        if source == target
+        else "lies inside the input"
+        if target[: len(source)] == source
+        else "contains the input"
+        if source[: len(target)] == target
+        else None
+    )
     if relation:
         shown_input, shown_output = shown or (input_store.uri, output_store.uri)
-        raise UserError(f"--output {shown_output!r} {relation} {shown_input!r}: the job would read its own "
-                        "results or delete images; choose an --output outside the input.")
+        raise UserError(
+            f"--output {shown_output!r} {relation} {shown_input!r}: the job would read its own "
+            "results or delete images; choose an --output outside the input."
+        )
 
 
 class RunOutput:
@@ -109,25 +117,35 @@ class RunOutput:
         self.created = kind == pafs.FileType.NotFound
         foreign = sorted(name for name in children if not is_run_entry(name))
         if foreign:
-            shown = ", ".join(repr(name) for name in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise UserError(f"Output {self.uri!r} holds entries this job did not write ({shown}): the job never "
-                            "deletes them, with or without --overwrite; choose a new or empty folder for --output.")
+            shown = ", ".join(repr(name) for name in foreign[:5]) + (
+                f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            )
+            raise UserError(
+                f"Output {self.uri!r} holds entries this job did not write ({shown}): the job never "
+                "deletes them, with or without --overwrite; choose a new or empty folder for --output."
+            )
         if MANIFEST in children and not overwrite:
-            raise UserError(f"Output {self.uri!r} already holds a finished run: pass --overwrite to replace it, "
-                            "or choose another --output.")
+            raise UserError(
+                f"Output {self.uri!r} already holds a finished run: pass --overwrite to replace it, "
+                "or choose another --output."
+            )
         if children and MANIFEST not in children and IN_PROGRESS not in children:
-            raise UserError(f"Output {self.uri!r} holds {', '.join(sorted(children))} but no {MANIFEST} or "
-                            f"{IN_PROGRESS}: not provably a run's output, so the job leaves it alone; "
-                            "choose another --output, or remove that folder yourself.")
+            raise UserError(
+                f"Output {self.uri!r} holds {', '.join(sorted(children))} but no {MANIFEST} or "
+                f"{IN_PROGRESS}: not provably a run's output, so the job leaves it alone; "
+                "choose another --output, or remove that folder yourself."
+            )
         resuming = IN_PROGRESS in children and MANIFEST not in children and self._marker() == (run_id, plan)
         if MANIFEST in children:  # first, so no reader takes the old results for the new
             self.store.delete(MANIFEST)
         kept = {MANIFEST, IN_PROGRESS} | ({STAGED, ERRORS} if resuming else set())
         for name in sorted(set(children) - kept):
             self.store.delete(name)
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self.store.write_text(IN_PROGRESS, json.dumps({"run_id": run_id, "plan": plan, "started_at": started,
-                                                       "writes": list(RUN_ENTRIES)}))
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.store.write_text(
+            IN_PROGRESS,
+            json.dumps({"run_id": run_id, "plan": plan, "started_at": started, "writes": list(RUN_ENTRIES)}),
+        )
         return resuming
 
     def _marker(self) -> tuple[str | None, str | None]:

@@ -10,8 +10,8 @@ ends at the EC2 node role, the classic silent 403 on EKS.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from fruits.settings.errors import UserError
 
@@ -31,20 +31,38 @@ PROVIDERS = {
 }
 SECRET_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key", "fs.s3a.session.token")
 IRSA_VARIABLES = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
-JARS_HINT = ("run `make jars` (or `python -m fruits.io.s3a_jars`) for local runs, or add "
-             "--spark-conf spark.jars.packages=org.apache.hadoop:hadoop-aws:3.3.4 where Maven is reachable")
+JARS_HINT = (
+    "run `make jars` (or `python -m fruits.io.s3a_jars`) for local runs, or add "
+    "--spark-conf spark.jars.packages=org.apache.hadoop:hadoop-aws:3.3.4 where Maven is reachable"
+)
 
 DISK_FULL = ("No space left on device", "[Errno 28]", "errno 28")
-UNREACHABLE = ("UnknownHostException", "Connection refused", "ConnectTimeoutException", "Unable to execute HTTP request",
-               "SdkClientException: Unable to", "NETWORK_CONNECTION", "Could not connect", "Timeout was reached",
-               "Could not resolve host")
-DENIED = ("AccessDenied", "ACCESS_DENIED", "403 Forbidden", "HTTP response code: 403", "InvalidAccessKeyId",
-          "INVALID_ACCESS_KEY_ID", "SignatureDoesNotMatch", "SIGNATURE_DOES_NOT_MATCH")
+UNREACHABLE = (
+    "UnknownHostException",
+    "Connection refused",
+    "ConnectTimeoutException",
+    "Unable to execute HTTP request",
+    "SdkClientException: Unable to",
+    "NETWORK_CONNECTION",
+    "Could not connect",
+    "Timeout was reached",
+    "Could not resolve host",
+)
+DENIED = (
+    "AccessDenied",
+    "ACCESS_DENIED",
+    "403 Forbidden",
+    "HTTP response code: 403",
+    "InvalidAccessKeyId",
+    "INVALID_ACCESS_KEY_ID",
+    "SignatureDoesNotMatch",
+    "SIGNATURE_DOES_NOT_MATCH",
+)
 NO_BUCKET = ("UnknownStoreException", "NoSuchBucket", "NO_SUCH_BUCKET", "The specified bucket does not exist")
 
 
 def is_s3(uri: str | None) -> bool:
-    return bool(uri) and uri.split("://", 1)[0] in ("s3", "s3a", "s3n")
+    return uri is not None and uri.split("://", 1)[0] in ("s3", "s3a", "s3n")
 
 
 @dataclass(frozen=True)
@@ -61,8 +79,13 @@ class S3Settings:
         environ = os.environ if environ is None else environ
         endpoint = config.s3_endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or ""
         region = config.s3_region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
-        return S3Settings(endpoint, region, config.s3_path_style, config.s3_tls and not endpoint.startswith("http://"),
-                          config.s3_credentials)
+        return S3Settings(
+            endpoint,
+            region,
+            config.s3_path_style,
+            config.s3_tls and not endpoint.startswith("http://"),
+            config.s3_credentials,
+        )
 
     @property
     def host(self) -> str:
@@ -77,17 +100,24 @@ class S3Settings:
         if self.credentials == "irsa":
             missing = [name for name in IRSA_VARIABLES if not environ.get(name)]
             token = environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
-            if missing or not os.path.isfile(token):
-                what = f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set" if missing \
+            if missing or token is None or not os.path.isfile(token):  # None: missing names it
+                what = (
+                    f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+                    if missing
                     else f"the token file {token} does not exist"
+                )
                 raise UserError(
                     f"--s3-credentials irsa needs the pod's web identity token, but {what}: on EKS, give the pods a "
                     "ServiceAccount annotated with eks.amazonaws.com/role-arn (the chart's serviceAccount.roleArn); "
-                    "elsewhere use --s3-credentials static or default.")
-        if self.credentials == "static" and not (environ.get("AWS_ACCESS_KEY_ID")
-                                                 and environ.get("AWS_SECRET_ACCESS_KEY")):
-            raise UserError("--s3-credentials static needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
-                                   "environment (on Kubernetes: from a Secret); set them or choose irsa/default.")
+                    "elsewhere use --s3-credentials static or default."
+                )
+        if self.credentials == "static" and not (
+            environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY")
+        ):
+            raise UserError(
+                "--s3-credentials static needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
+                "environment (on Kubernetes: from a Secret); set them or choose irsa/default."
+            )
 
     def arrow_options(self, bucket: str) -> dict:
         """pyarrow S3FileSystem options: endpoint, region, addressing, TLS, timeouts. No
@@ -139,8 +169,12 @@ class S3Settings:
             conf["fs.s3a.endpoint"] = f"s3.{self.region}.amazonaws.com"
         mode = self.credentials
         if mode == "static":
-            conf.update({"fs.s3a.access.key": environ["AWS_ACCESS_KEY_ID"],
-                         "fs.s3a.secret.key": environ["AWS_SECRET_ACCESS_KEY"]})
+            conf.update(
+                {
+                    "fs.s3a.access.key": environ["AWS_ACCESS_KEY_ID"],
+                    "fs.s3a.secret.key": environ["AWS_SECRET_ACCESS_KEY"],
+                }
+            )
             if token := environ.get("AWS_SESSION_TOKEN"):
                 conf["fs.s3a.session.token"] = token
                 mode = "static-session"
@@ -151,22 +185,28 @@ class S3Settings:
         """One sentence for a known storage failure in `text` (an exception's text) while
         touching `uri`, else None."""
         if any(s in text for s in DISK_FULL):
-            return (f"A disk is full (No space left on device) while the job writes {uri!r} or Spark's scratch "
-                    "files: free some space, or choose an --output on a larger disk.")
+            return (
+                f"A disk is full (No space left on device) while the job writes {uri!r} or Spark's scratch "
+                "files: free some space, or choose an --output on a larger disk."
+            )
         if not is_s3(uri):
             if "Permission denied" in text or "[Errno 13]" in text:
                 return f"Permission denied on {uri!r}: check that this user may read the input and write the output."
             return None
         bucket = uri.split("://", 1)[-1].split("/", 1)[0]
         endpoint = self.endpoint or "AWS S3"
-        if "ClassNotFoundException" in text and "S3AFileSystem" in text or 'No FileSystem for scheme "s3' in text:
+        if ("ClassNotFoundException" in text and "S3AFileSystem" in text) or 'No FileSystem for scheme "s3' in text:
             return f"The S3A connector jars are not on Spark's classpath: {JARS_HINT}."
         if any(s in text for s in DENIED):
-            return (f"Access denied to {uri!r} (credentials: {self.credentials}): check the keys or role, and that "
-                    f"its policy allows reading the input and writing the output prefix of bucket {bucket!r}.")
+            return (
+                f"Access denied to {uri!r} (credentials: {self.credentials}): check the keys or role, and that "
+                f"its policy allows reading the input and writing the output prefix of bucket {bucket!r}."
+            )
         if any(s in text for s in NO_BUCKET):
             return f"S3 bucket {bucket!r} does not exist at {endpoint}: check the bucket name in {uri!r}."
         if any(s in text for s in UNREACHABLE):
-            return (f"Cannot reach the S3 endpoint {endpoint} for {uri!r}: check --s3-endpoint / "
-                    "$AWS_ENDPOINT_URL and the network.")
+            return (
+                f"Cannot reach the S3 endpoint {endpoint} for {uri!r}: check --s3-endpoint / "
+                "$AWS_ENDPOINT_URL and the network."
+            )
         return None

@@ -1,8 +1,8 @@
 """The S3A connector jars for local runs and tests: fetch once, verify, hand to Spark.
 
-Maven Central is not reachable from our build machines, but PyPI is: the sdist of
-sagemaker-pyspark 1.4.5 carries hadoop-aws 3.3.1 and aws-java-sdk-bundle 1.11.901, which
-work with pyspark 3.5's Hadoop 3.3 client. The image bakes the same pair (images/Dockerfile).
+They come from PyPI, so an install that reaches only the Python package index gets them: the
+sdist of sagemaker-pyspark 1.4.5 carries hadoop-aws 3.3.1 and aws-java-sdk-bundle 1.11.901,
+which work with pyspark 3.5's Hadoop 3.3 client. The image bakes the same pair (images/Dockerfile).
 
     python -m fruits.io.s3a_jars          # fetch into ~/.cache/fruits/jars (or $FRUITS_JARS_DIR)
 """
@@ -50,8 +50,22 @@ def fetch_jars(folder: Path | None = None) -> list[Path]:
         return found
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                        SOURCE_SDIST, "-d", scratch], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                SOURCE_SDIST,
+                "-d",
+                scratch,
+            ],
+            check=True,
+        )
         sdist = next(Path(scratch).glob("*.tar.gz"))
         if sha256(sdist) != SOURCE_SDIST_SHA256:
             raise SystemExit(f"{sdist.name} has an unexpected SHA-256; refusing to use its jars.")
@@ -60,6 +74,7 @@ def fetch_jars(folder: Path | None = None) -> list[Path]:
                 name = Path(member.name).name
                 if name in JARS:
                     source = archive.extractfile(member)
+                    assert source is not None  # the jars in the sdist are regular files
                     (folder / f"{name}.part").write_bytes(source.read())
                     (folder / f"{name}.part").rename(folder / name)
     found = verified_jars(folder)
@@ -78,6 +93,8 @@ if __name__ == "__main__":
     for jar in fetch_jars():
         print(jar)
     if len(sys.argv) == 3 and sys.argv[1] == "--spark-jars":  # the image's build says what it bakes
-        print(f"S3A connector: {' + '.join(sorted(JARS))}, the verified pair from {SOURCE_SDIST} (PyPI; Maven "
-              f"Central is not reachable from our builds); Spark's Hadoop client: "
-              f"{hadoop_version(Path(sys.argv[2])) or 'not found'}")
+        print(
+            f"S3A connector: {' + '.join(sorted(JARS))}, the verified pair from {SOURCE_SDIST} (PyPI; Maven "
+            f"Central is not reachable from our builds); Spark's Hadoop client: "
+            f"{hadoop_version(Path(sys.argv[2])) or 'not found'}"
+        )

@@ -20,18 +20,18 @@ import hashlib
 import os
 import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fruits.settings.errors import UserError
 from fruits.io.s3_settings import ATTEMPTS, S3Settings, is_s3
+from fruits.settings.errors import UserError
 
 READ_AHEAD = 16  # S3 objects requested at once per task: small images are latency-bound
 
@@ -44,9 +44,13 @@ def split_uri(uri: str) -> tuple[str, str]:
         scheme, rest = uri.split("://", 1)
         return scheme, rest.strip("/")
     if "://" in uri and not uri.startswith("file://"):
-        raise UserError(f"{uri!r} is neither a local path nor an s3:// / s3a:// URI: the job reads and writes "
-                        "local folders (file://) and S3 prefixes.")
-    path = uri[len("file://"):] if uri.startswith("file://") else uri[len("file:"):] if uri.startswith("file:") else uri
+        raise UserError(
+            f"{uri!r} is neither a local path nor an s3:// / s3a:// URI: the job reads and writes "
+            "local folders (file://) and S3 prefixes."
+        )
+    path = (
+        uri[len("file://") :] if uri.startswith("file://") else uri[len("file:") :] if uri.startswith("file:") else uri
+    )
     return "file", str(Path(path).expanduser().absolute())
 
 
@@ -82,7 +86,7 @@ class Store:
 
     def inner_of(self, uri: str) -> str:
         """uri_of, reversed."""
-        return uri[len("file:"):] if self.is_local else uri.split("://", 1)[1]
+        return uri[len("file:") :] if self.is_local else uri.split("://", 1)[1]
 
     @property
     def filesystem(self) -> pafs.FileSystem:
@@ -96,11 +100,14 @@ class Store:
         its environment (a Secret's, on Kubernetes); irsa the web identity token alone, never
         the node's instance role (the instance metadata service is off for the SDK); default
         the SDK's chain."""
+        assert self.s3 is not None  # made for S3 stores only
         options = dict(self.s3)
         if self.credentials == "static":
-            options.update(access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-                           secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-                           session_token=os.environ.get("AWS_SESSION_TOKEN") or None)
+            options.update(
+                access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+            )
         elif self.credentials == "irsa":
             os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
         return pafs.S3FileSystem(**options, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS))
@@ -139,9 +146,8 @@ class Store:
     @contextmanager
     def writer(self, relative: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
         """A Parquet writer whose file appears, complete, only if the block ends without error."""
-        with self._committed(relative) as temp:
-            with pq.ParquetWriter(temp, schema, filesystem=self.filesystem) as writer:
-                yield writer
+        with self._committed(relative) as temp, pq.ParquetWriter(temp, schema, filesystem=self.filesystem) as writer:
+            yield writer
 
     def write(self, relative: str, table: pa.Table) -> None:
         with self.writer(relative, table.schema) as writer:
@@ -168,7 +174,7 @@ class Store:
                 yield _read_local(self.inner_of(uri))
             return
         with ThreadPoolExecutor(READ_AHEAD) as pool:
-            pending = deque()
+            pending: deque[Future[bytes | OSError]] = deque()
             for uri in uris:
                 pending.append(pool.submit(self._read_object, self.inner_of(uri)))
                 if len(pending) >= 2 * READ_AHEAD:
@@ -183,14 +189,25 @@ class Store:
         except OSError as exc:
             return exc
 
+    @contextmanager
+    def parquet_file(self, relative: str) -> Iterator[pq.ParquetFile]:
+        """A Parquet file of the store, open for reading (its schema, metadata, row groups)."""
+        with self.filesystem.open_input_file(self.path(relative)) as handle:
+            yield pq.ParquetFile(handle)
+
+    def read_table(self, relative: str, columns: list[str] | None = None) -> pa.Table:
+        """A whole Parquet file (these columns, or all)."""
+        with self.parquet_file(relative) as parquet:
+            return parquet.read(columns=columns)
+
     def batches(self, relative: str, rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """The file's rows (these columns, or all) in batches of at most `rows` (memory stays bounded)."""
-        with self.filesystem.open_input_file(self.path(relative)) as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=rows, columns=columns)
+        with self.parquet_file(relative) as parquet:
+            yield from parquet.iter_batches(batch_size=rows, columns=columns)
 
     def parquet_rows(self, relative: str) -> int:
-        with self.filesystem.open_input_file(self.path(relative)) as handle:
-            return pq.ParquetFile(handle).metadata.num_rows
+        with self.parquet_file(relative) as parquet:
+            return parquet.metadata.num_rows
 
     def files(self, relative: str) -> list[str]:
         return sorted(name for name, kind in self.children(relative).items() if kind == pafs.FileType.File)

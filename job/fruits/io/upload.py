@@ -8,10 +8,10 @@ the common case be decided from one listing, without a request per file.
 import hashlib
 import mimetypes
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -55,8 +55,10 @@ def explain_client_error(exc: Exception, bucket: str, endpoint: str) -> str:
     if code == "NoSuchBucket":
         return f"S3 bucket {bucket!r} does not exist at {endpoint}: create it or check the name."
     if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
-        return (f"Access denied to bucket {bucket!r} ({code}): check the credentials and that their policy "
-                "allows s3:ListBucket and s3:PutObject on the destination prefix.")
+        return (
+            f"Access denied to bucket {bucket!r} ({code}): check the credentials and that their policy "
+            "allows s3:ListBucket and s3:PutObject on the destination prefix."
+        )
     return f"S3 request to bucket {bucket!r} failed: {exc}"
 
 
@@ -64,13 +66,18 @@ def dataset_files(source: Path, include_non_images: bool = False) -> tuple[list[
     """(files to upload, non-image files left out) under `source`; hidden files never go."""
     if not source.is_dir():
         raise UserError(f"Source folder {str(source)!r} does not exist: give the dataset's root folder.")
-    files = sorted(p for p in source.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(source).parts))
+    files = sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
+    )
     others = [] if include_non_images else [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]
     chosen = [p for p in files if p not in set(others)]
     if not chosen:
-        raise UserError(f"No image files (.jpg, .jpeg, .png) to upload under {str(source)!r}"
-                        + (" (pass --include-non-images for other files)." if others else "."))
+        raise UserError(
+            f"No image files (.jpg, .jpeg, .png) to upload under {str(source)!r}"
+            + (" (pass --include-non-images for other files)." if others else ".")
+        )
     return chosen, others
 
 
@@ -91,9 +98,16 @@ def _existing_objects(client, bucket: str, prefix: str) -> dict[str, tuple[int, 
     return found
 
 
-def upload_dataset(client, source: Path, destination: str, *, include_non_images: bool = False,
-                   workers: int = 8, create_bucket: bool = False,
-                   advance: Callable[[int], None] = lambda n: None) -> UploadReport:
+def upload_dataset(
+    client,
+    source: Path,
+    destination: str,
+    *,
+    include_non_images: bool = False,
+    workers: int = 8,
+    create_bucket: bool = False,
+    advance: Callable[[int], None] = lambda n: None,
+) -> UploadReport:
     bucket, prefix = parse_s3_uri(destination)
     files, not_images = dataset_files(source, include_non_images)
     endpoint = client.meta.endpoint_url
@@ -116,18 +130,25 @@ def upload_dataset(client, source: Path, destination: str, *, include_non_images
             md5, sha = _digests(path)
             size, etag = existing.get(key, (None, ""))
             same = size == path.stat().st_size and (
-                etag == md5 or ("-" in etag and
-                                client.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256") == sha))
+                etag == md5
+                or ("-" in etag and client.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256") == sha)
+            )
             if same:
                 report.skipped.append(key)
             else:
                 content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                client.upload_file(str(path), bucket, key, Config=TRANSFER,
-                                   ExtraArgs={"Metadata": {"sha256": sha}, "ContentType": content_type})
+                client.upload_file(
+                    str(path),
+                    bucket,
+                    key,
+                    Config=TRANSFER,
+                    ExtraArgs={"Metadata": {"sha256": sha}, "ContentType": content_type},
+                )
                 report.uploaded.append(key)
         except (ClientError, BotoCoreError, OSError) as exc:
-            report.failed.append((key, explain_client_error(exc, bucket, endpoint)
-                                  if not isinstance(exc, OSError) else str(exc)))
+            report.failed.append(
+                (key, explain_client_error(exc, bucket, endpoint) if not isinstance(exc, OSError) else str(exc))
+            )
         advance(1)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -41,12 +41,12 @@ def nearest_neighbour(train, test, chunk: int = 1024):
     """Index into `train` of each test row's nearest neighbour (Euclidean), in chunks."""
     import numpy as np
 
-    train_sq = (train ** 2).sum(axis=1)
+    train_sq = (train**2).sum(axis=1)
     found = np.empty(len(test), dtype=np.int64)
     for start in range(0, len(test), chunk):
-        block = test[start:start + chunk]
+        block = test[start : start + chunk]
         distances = train_sq[None, :] - 2.0 * block @ train.T  # + |test|^2, constant per row
-        found[start:start + chunk] = distances.argmin(axis=1)
+        found[start : start + chunk] = distances.argmin(axis=1)
     return found
 
 
@@ -59,8 +59,10 @@ def evaluate(labels, splits, vectors, *, max_rows: int = MAX_ROWS, sample: int |
         keep = np.sort(np.random.default_rng(seed).choice(len(labels), size=sample, replace=False))
         labels, splits, vectors = labels[keep], splits[keep], [vectors[i] for i in keep]
     if len(labels) > max_rows:
-        raise UserError(f"{len(labels):,} images are more than evaluate holds in memory ({max_rows:,}): "
-                        f"pass --sample {max_rows // 2} to evaluate on a random sample.")
+        raise UserError(
+            f"{len(labels):,} images are more than evaluate holds in memory ({max_rows:,}): "
+            f"pass --sample {max_rows // 2} to evaluate on a random sample."
+        )
     x = np.stack(vectors).astype(np.float32)
     train, test, how = split_rows(labels, splits, seed)
     if not test.any() or not train.any():
@@ -68,9 +70,13 @@ def evaluate(labels, splits, vectors, *, max_rows: int = MAX_ROWS, sample: int |
     predicted = labels[train][nearest_neighbour(x[train], x[test])]
     truth = labels[test]
     correct = predicted == truth
-    per_class = {str(label): {"accuracy": round(float(correct[truth == label].mean()), 4),
-                              "test_images": int((truth == label).sum())}
-                 for label in sorted(set(truth))}
+    per_class = {
+        str(label): {
+            "accuracy": round(float(correct[truth == label].mean()), 4),
+            "test_images": int((truth == label).sum()),
+        }
+        for label in sorted(set(truth))
+    }
     confusions = Counter((str(t), str(p)) for t, p in zip(truth, predicted) if t != p)
     return {
         "classifier": "1-nearest-neighbour on the pca vectors (Euclidean)",

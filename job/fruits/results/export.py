@@ -5,7 +5,7 @@ label (classifier.tflite), for LiteRT on a device.
 Everything the pipeline does after resizing is inside the graph: the backbone's input
 normalisation, the CNN, the standardisation and the PCA projection (one matrix product, as
 the job applies them). The caller only resizes the photo to the run's input size, as the
-job's decoder does (fruits.inference.decode).
+job's decoder does (fruits.featurize.decode).
 
 The head: one centroid per label in PCA space, fitted on the run's training rows (its
 split column, or the seeded 70 % part that `fruitsctl evaluate` uses), scored by cosine
@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from fruits import __version__, installed_versions
+from fruits.featurize.backbone_model import build_checked
+from fruits.featurize.decode import BadImage, decode_image
+from fruits.io.output import MODEL
+from fruits.results.evaluate import split_rows
+from fruits.results.run_results import RunResults, open_run
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import JobConfig
-from fruits.inference.decode import BadImage, decode_image
 from fruits.settings.errors import UserError
-from fruits.results.evaluate import split_rows
-from fruits.fit.model_files import load_reduction
-from fruits.io.output import MODEL
-from fruits.results.finished_run import RunResults, open_run
-from fruits.io.storage import Store
+from fruits.write.model_files import load_reduction
 
 FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON = "featurizer.tflite", "classifier.tflite", "labels.txt", "export.json"
 EXPORT_FILES = (FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON)
@@ -48,6 +48,7 @@ REPRESENTATIVE_IMAGES = 200  # int8 calibration: images drawn from the run's tra
 @dataclass(frozen=True)
 class Head:
     """Nearest centroid in PCA space: scores = cosine similarity, or -squared distance."""
+
     labels: list[str]
     centroids: np.ndarray  # (labels, k)
     metric: str  # "cosine" or "euclidean"
@@ -56,7 +57,7 @@ class Head:
         if self.metric == "cosine":
             unit = pca / np.maximum(np.linalg.norm(pca, axis=1, keepdims=True), 1e-12)
             return unit @ _unit_rows(self.centroids).T
-        return 2.0 * pca @ self.centroids.T - (self.centroids ** 2).sum(axis=1)[None, :] - (pca ** 2).sum(axis=1)[:, None]
+        return 2.0 * pca @ self.centroids.T - (self.centroids**2).sum(axis=1)[None, :] - (pca**2).sum(axis=1)[:, None]
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -100,7 +101,7 @@ def _graph(backbone, keras_model, reduction, image_size: int, head: Head | None)
         scoring.set_weights([_unit_rows(centroids).T, np.zeros(len(head.labels), np.float32)])
     else:  # -|p - c|^2 = 2 p.c - |c|^2 - |p|^2
         scores = scoring(pca) - keras.ops.sum(keras.ops.square(pca), axis=1, keepdims=True)
-        scoring.set_weights([2 * centroids.T, -(centroids ** 2).sum(axis=1)])
+        scoring.set_weights([2 * centroids.T, -(centroids**2).sum(axis=1)])
     return keras.Model(image, scores, name="classifier")
 
 
@@ -151,13 +152,24 @@ def _images(results: RunResults, rows: np.ndarray, size: int) -> tuple[np.ndarra
 def _refuse_unexportable(results: RunResults) -> None:
     config = results.manifest.get("config") or {}
     if config.get("runtime") == "tf":
-        raise UserError(f"{results.uri!r} was made with --runtime tf: its features come from TensorFlow's kernels, "
-                        "the exported model runs TFLite's (parity is only checked for --runtime tflite runs); rerun "
-                        "it with --runtime tflite, then export.")
+        raise UserError(
+            f"{results.uri!r} was made with --runtime tf: its features come from TensorFlow's kernels, "
+            "the exported model runs TFLite's (parity is only checked for --runtime tflite runs); rerun "
+            "it with --runtime tflite, then export."
+        )
 
 
-def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "centroid", quantize: str = "none",
-               check: int = 256, overwrite: bool = False, seed: int = 0) -> dict:
+def export_run(
+    uri: str,
+    to: Path,
+    config: JobConfig,
+    *,
+    classifier: str = "centroid",
+    quantize: str = "none",
+    check: int = 256,
+    overwrite: bool = False,
+    seed: int = 0,
+) -> dict:
     """Export the finished run at `uri` into the folder `to`; returns export.json's content.
     `check`: how many of the run's images the featurizer's parity is measured on (0: all)."""
     if classifier not in CLASSIFIERS or quantize not in QUANTIZE:
@@ -165,12 +177,14 @@ def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "cent
     results = open_run(uri, config)
     _refuse_unexportable(results)
     manifest, settings = results.manifest, results.manifest.get("config") or {}
-    backbone, size = BACKBONES[manifest["model"]["name"]], int(manifest["model"]["image_size"])
+    backbone, size = BACKBONES[manifest["backbone"]["name"]], int(manifest["backbone"]["image_size"])
     try:
-        reduction = load_reduction(Store.at(uri, results.s3), MODEL)
+        reduction = load_reduction(results.run.store, MODEL)
     except (FileNotFoundError, KeyError, ValueError):
-        raise UserError(f"The run's model folder {uri.rstrip('/')}/{MODEL} is missing or incomplete: export needs "
-                        "the fitted scaler and PCA; rerun the job.") from None
+        raise UserError(
+            f"The run's model folder {uri.rstrip('/')}/{MODEL} is missing or incomplete: export needs "
+            "the fitted scaler and PCA; rerun the job."
+        ) from None
     _check_target(to, overwrite)
 
     labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)
@@ -181,18 +195,24 @@ def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "cent
 
     rng = np.random.default_rng(seed)
     everything = np.arange(len(labels))
-    checked, check_images = _images(results, everything if not check or check >= len(labels)
-                                     else np.sort(rng.choice(everything, check, replace=False)), size)
+    checked, check_images = _images(
+        results,
+        everything if not check or check >= len(labels) else np.sort(rng.choice(everything, check, replace=False)),
+        size,
+    )
     if not len(checked):
-        raise UserError(f"None of the run's input images can be read now (e.g. {results.features['path'][0]}): "
-                        "export measures its files on them; make them reachable (same paths, same S3 settings).")
+        raise UserError(
+            f"None of the run's input images can be read now (e.g. {results.features['path'][0]}): "
+            "export measures its files on them; make them reachable (same paths, same S3 settings)."
+        )
     representative: list[np.ndarray] = []
     if quantize == "int8":
         pool = np.flatnonzero(train)
-        _, representative = _images(results, np.sort(rng.choice(pool, min(REPRESENTATIVE_IMAGES, len(pool)),
-                                                                replace=False)), size)
+        _, representative = _images(
+            results, np.sort(rng.choice(pool, min(REPRESENTATIVE_IMAGES, len(pool)), replace=False)), size
+        )
 
-    keras_model = _keras_model(backbone, size, settings.get("weights", "imagenet"))
+    keras_model = build_checked(backbone, size, settings.get("weights", "imagenet"), UserError)
     files: dict[str, bytes] = {}
     featurizer = _graph(backbone, keras_model, reduction, size, None)
     float_featurizer = _convert(featurizer, "none", [])
@@ -202,20 +222,39 @@ def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "cent
     if head is not None:
         scorer = _graph(backbone, keras_model, reduction, size, head)
         files[CLASSIFIER] = _convert(scorer, quantize, representative)
-        classifier_figures = _classifier_figures(results, files[CLASSIFIER], head, test, size, quantize, head_accuracy,
-                                                 lambda: _convert(scorer, "none", []))
+        classifier_figures = _classifier_figures(
+            results, files[CLASSIFIER], head, test, size, quantize, head_accuracy, lambda: _convert(scorer, "none", [])
+        )
     files[LABELS] = ("\n".join(head.labels if head else sorted(set(labels))) + "\n").encode()
     description = {
         "format": "fruits-export/1",
-        "run_id": manifest["run_id"], "run_output": uri, "model": manifest["model"]["name"],
-        "input": {"shape": [1, size, size, 3], "dtype": "uint8", "colour": "RGB",
-                  "preprocessing": f"resize the photo to {size}x{size} RGB (the job's decoder: EXIF orientation "
-                                   "applied, transparency on white, bilinear); everything else is in the graph"},
-        "outputs": {FEATURIZER: f"pca: float32 [1, {reduction.k}]",
-                    **({CLASSIFIER: f"scores: float32 [1, {len(head.labels)}], one per line of {LABELS}, higher is "
-                                    f"more likely ({head.metric})"} if head else {})},
-        "k": reduction.k, "labels": head.labels if head else sorted(set(labels)), "quantize": quantize,
-        "split": how, "featurizer_parity": parity, "classifier": classifier_figures,
+        "run_id": manifest["run_id"],
+        "run_output": uri,
+        "backbone": manifest["backbone"]["name"],
+        "input": {
+            "shape": [1, size, size, 3],
+            "dtype": "uint8",
+            "colour": "RGB",
+            "preprocessing": f"resize the photo to {size}x{size} RGB (the job's decoder: EXIF orientation "
+            "applied, transparency on white, bilinear); everything else is in the graph",
+        },
+        "outputs": {
+            FEATURIZER: f"pca: float32 [1, {reduction.k}]",
+            **(
+                {
+                    CLASSIFIER: f"scores: float32 [1, {len(head.labels)}], one per line of {LABELS}, higher is "
+                    f"more likely ({head.metric})"
+                }
+                if head
+                else {}
+            ),
+        },
+        "k": reduction.k,
+        "labels": head.labels if head else sorted(set(labels)),
+        "quantize": quantize,
+        "split": how,
+        "featurizer_parity": parity,
+        "classifier": classifier_figures,
         "file_bytes": {name: len(data) for name, data in files.items()},
         "versions": _versions(),
     }
@@ -224,30 +263,26 @@ def export_run(uri: str, to: Path, config: JobConfig, *, classifier: str = "cent
     return description
 
 
-def _keras_model(backbone, size: int, weights: str):
-    try:
-        return backbone.build(size, weights)
-    except Exception as exc:  # noqa: BLE001 - every cause here is the weights' reachability
-        raise UserError(f"Could not load the run's weights ({weights}) for {backbone.name}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; export needs the same "
-                        "weights the run used (a file path, or imagenet with internet or baked weights).") from None
-
-
 def _featurizer_parity(content: bytes, float_content: bytes, images: list[np.ndarray], expected: np.ndarray) -> dict:
     def run_all(model_content: bytes) -> np.ndarray:
         model = LiteModel(model_content)  # one interpreter for all the images
         return np.stack([model(image) for image in images]).astype(np.float64)
 
     difference = np.abs(run_all(content) - expected)
-    figures = {"images": len(images), "max_abs_diff": float(difference.max()),
-               "max_abs_pca": float(np.abs(expected).max()), "mean_abs_diff": float(difference.mean())}
+    figures = {
+        "images": len(images),
+        "max_abs_diff": float(difference.max()),
+        "max_abs_pca": float(np.abs(expected).max()),
+        "mean_abs_diff": float(difference.mean()),
+    }
     if content is not float_content:
         figures["float_max_abs_diff"] = float(np.abs(run_all(float_content) - expected).max())
     return figures
 
 
-def _classifier_figures(results, content: bytes, head: Head, test: np.ndarray, size: int, quantize: str,
-                        head_accuracy: dict, float_content) -> dict:
+def _classifier_figures(
+    results, content: bytes, head: Head, test: np.ndarray, size: int, quantize: str, head_accuracy: dict, float_content
+) -> dict:
     rows, images = _images(results, np.flatnonzero(test), size)
     labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)[rows]
     names = np.asarray(head.labels, dtype=object)
@@ -256,8 +291,12 @@ def _classifier_figures(results, content: bytes, head: Head, test: np.ndarray, s
         model = LiteModel(model_content)
         return float((names[[int(model(image).argmax()) for image in images]] == labels).mean())
 
-    figures = {"metric": head.metric, "test_images": len(images), "top1": round(top1(content), 4),
-               "top1_on_the_runs_pca": {metric: round(value, 4) for metric, value in head_accuracy.items()}}
+    figures = {
+        "metric": head.metric,
+        "test_images": len(images),
+        "top1": round(top1(content), 4),
+        "top1_on_the_runs_pca": {metric: round(value, 4) for metric, value in head_accuracy.items()},
+    }
     if quantize != "none":
         figures["top1_float"] = round(top1(float_content()), 4)
     return figures
@@ -269,11 +308,14 @@ def _check_target(to: Path, overwrite: bool) -> None:
     present = sorted(entry.name for entry in to.iterdir()) if to.is_dir() else []
     foreign = [name for name in present if name not in EXPORT_FILES]
     if foreign:
-        raise UserError(f"--to {str(to)!r} holds other files ({', '.join(foreign[:5])}): export never replaces them; "
-                        "choose a new or empty folder.")
+        raise UserError(
+            f"--to {str(to)!r} holds other files ({', '.join(foreign[:5])}): export never replaces them; "
+            "choose a new or empty folder."
+        )
     if present and not overwrite:
-        raise UserError(f"--to {str(to)!r} already holds an export: pass --overwrite to replace it, or choose "
-                        "another folder.")
+        raise UserError(
+            f"--to {str(to)!r} already holds an export: pass --overwrite to replace it, or choose another folder."
+        )
 
 
 def _write(to: Path, files: dict[str, bytes]) -> None:
@@ -289,5 +331,8 @@ def _write(to: Path, files: dict[str, bytes]) -> None:
 
 
 def _versions() -> dict:
-    return {"fruits": __version__, "python": platform.python_version(),
-            **installed_versions("tensorflow", "tensorflow-cpu", "ai-edge-litert")}
+    return {
+        "fruits": __version__,
+        "python": platform.python_version(),
+        **installed_versions("tensorflow", "tensorflow-cpu", "ai-edge-litert"),
+    }

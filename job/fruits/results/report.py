@@ -8,15 +8,17 @@ import base64
 import html
 import io
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
 
-from fruits.results.finished_run import RunResults  # noqa: E402
+from fruits.results.run_results import RunResults
 
 MAX_SCATTER_POINTS = 5_000
 THUMBNAILS_PER_LABEL = 4
@@ -27,11 +29,12 @@ def _svg(figure) -> str:
     figure.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(figure)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _colours(labels: list[str]) -> dict[str, tuple]:
-    palette = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors + plt.get_cmap("tab20c").colors
+    # the tab20* maps are ListedColormaps, which have .colors; get_cmap is typed as a plain Colormap
+    palette = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors + plt.get_cmap("tab20c").colors  # type: ignore[attr-defined]
     return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
 
 
@@ -48,8 +51,9 @@ def scree_plot(explained: list[float], k: int, target: float | None) -> str:
     right.set_ylim(0, 1.02)
     right.set_ylabel("cumulative explained variance")
     right.axvline(k, color="black", linestyle="--", linewidth=1)
-    right.annotate(f"k = {k} ({cumulative[min(k, shown) - 1]:.1%})", (k, 0.05), xytext=(5, 0),
-                   textcoords="offset points")
+    right.annotate(
+        f"k = {k} ({cumulative[min(k, shown) - 1]:.1%})", (k, 0.05), xytext=(5, 0), textcoords="offset points"
+    )
     if target:
         right.axhline(target, color="grey", linestyle=":", linewidth=1)
     figure.legend(loc="upper center", ncol=2, frameon=False)
@@ -66,8 +70,14 @@ def scatter_views(pca: np.ndarray, labels: np.ndarray) -> tuple[str, str]:
     figure, axis = plt.subplots(figsize=(9, 7))
     for name in names:
         rows = labels == name
-        axis.scatter(pca[rows, 0], pca[rows, 1] if pca.shape[1] > 1 else np.zeros(rows.sum()), s=10,
-                     color=colours[name], label=name, alpha=0.8)
+        axis.scatter(
+            pca[rows, 0],
+            pca[rows, 1] if pca.shape[1] > 1 else np.zeros(rows.sum()),
+            s=10,
+            color=colours[name],
+            label=name,
+            alpha=0.8,
+        )
     axis.set_xlabel("PC1")
     axis.set_ylabel("PC2")
     if len(names) <= 30:
@@ -100,7 +110,7 @@ def bar_chart(counts: dict[str, float], xlabel: str) -> str:
     return _svg(figure)
 
 
-def _table(header: list[str], rows: list[list]) -> str:
+def _table(header: list[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -145,48 +155,81 @@ def build_report(results: RunResults, evaluation: dict | None = None) -> str:
     labels = np.asarray(table["label"], dtype=object)
     paths = np.asarray(table["path"], dtype=object)
     pca = np.stack(table["pca"]).astype(np.float32) if len(labels) else np.zeros((0, 2))
-    counts, model, reduction = m["counts"], m["model"], m["pca"]
+    counts, backbone, reduction = m["counts"], m["backbone"], m["pca"]
 
     sections = []
-    summary = [["run", m["run_id"]], ["input", m["input"]], ["output", m["output"]],
-               ["images read / featurized / failed", f"{counts['read']} / {counts['ok']} / {counts['failed']}"],
-               ["model", f"{model['name']} @ {model['image_size']}px, {model['feature_dim']}-d, weights {model['weights']}"],
-               ["PCA", f"k = {reduction['k']}, variance kept {reduction['variance_kept']:.2%}"],
-               ["wall time", f"{m['timings_s']['total']:.1f} s"],
-               ["cost", f"{m['cost']['core_seconds_per_1000_images']} featurize core-seconds per 1 000 images (task time x cores)"]]
+    summary = [
+        ["run", m["run_id"]],
+        ["input", m["input"]],
+        ["output", m["output"]],
+        ["images read / featurized / failed", f"{counts['read']} / {counts['ok']} / {counts['failed']}"],
+        [
+            "backbone",
+            f"{backbone['name']} @ {backbone['image_size']}px, {backbone['feature_dim']}-d, "
+            f"weights {backbone['weights']}",
+        ],
+        ["PCA", f"k = {reduction['k']}, variance kept {reduction['variance_kept']:.2%}"],
+        ["wall time", f"{m['timings_s']['total']:.1f} s"],
+        [
+            "cost",
+            f"{m['cost']['core_seconds_per_1000_images']} featurize core-seconds per 1 000 images (task time x cores)",
+        ],
+    ]
     sections.append(("Summary", _table(["", ""], summary)))
 
     per_split = Counter(zip(table["label"], table["split"]))
     split_names = sorted({s for s in table["split"] if s is not None})
-    rows = [[label, m["labels"].get(label, 0), *[per_split.get((label, s), 0) for s in split_names]]
-            for label in m["labels"]]
-    sections.append(("Images per label and split", _table(["label", "images", *split_names], rows)
-                     + bar_chart(m["labels"], "images")))
+    rows = [
+        [label, m["labels"].get(label, 0), *[per_split.get((label, s), 0) for s in split_names]]
+        for label in m["labels"]
+    ]
+    sections.append(
+        (
+            "Images per label and split",
+            _table(["label", "images", *split_names], rows) + bar_chart(m["labels"], "images"),
+        )
+    )
 
     errors = results.errors.to_pydict()
     if errors["path"]:
         reasons = Counter(reason.split(":")[0] for reason in errors["error"])
-        error_html = (_table(["reason", "files"], [[r, n] for r, n in reasons.most_common()])
-                      + _table(["path", "label", "error"], list(zip(errors["path"], errors["label"], errors["error"]))[:200]))
+        error_html = _table(["reason", "files"], [[r, n] for r, n in reasons.most_common()]) + _table(
+            ["path", "label", "error"], list(zip(errors["path"], errors["label"], errors["error"]))[:200]
+        )
     else:
         error_html = "<p>No errors: every file was decoded.</p>"
     sections.append(("Errors", error_html))
 
     stages = {k: v for k, v in m["timings_s"].items() if k != "total"}
-    sections.append(("Timings per stage", _table(["stage", "seconds"], [[k, v] for k, v in m["timings_s"].items()])
-                     + bar_chart(stages, "seconds")))
-    sections.append(("Explained variance (scree plot)",
-                     scree_plot(reduction["explained_variance"], reduction["k"], reduction.get("variance_target"))))
+    sections.append(
+        (
+            "Timings per stage",
+            _table(["stage", "seconds"], [[k, v] for k, v in m["timings_s"].items()]) + bar_chart(stages, "seconds"),
+        )
+    )
+    sections.append(
+        (
+            "Explained variance (scree plot)",
+            scree_plot(reduction["explained_variance"], reduction["k"], reduction.get("variance_target")),
+        )
+    )
     scatter, pairs = scatter_views(pca, labels)
     sections.append(("PCA: first two components", scatter))
     sections.append(("PCA: components 1-3 pairwise", pairs))
     sections.append(("Example images", thumbnails(results, paths, labels)))
     if evaluation:
         confused = [[c["true"], c["predicted"], c["count"]] for c in evaluation["most_confused"]]
-        sections.append(("Evaluation", f"<p>{html.escape(evaluation['classifier'])}, {html.escape(evaluation['split'])}: "
-                         f"<b>accuracy {evaluation['accuracy']:.1%}</b> on {evaluation['test_images']} test images.</p>"
-                         + _table(["true", "predicted as", "count"], confused)))
+        sections.append(
+            (
+                "Evaluation",
+                f"<p>{html.escape(evaluation['classifier'])}, {html.escape(evaluation['split'])}: "
+                f"<b>accuracy {evaluation['accuracy']:.1%}</b> on {evaluation['test_images']} test images.</p>"
+                + _table(["true", "predicted as", "count"], confused),
+            )
+        )
 
     body = "".join(f"<section><h2>{html.escape(title)}</h2>{content}</section>" for title, content in sections)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fruits! run {html.escape(m['run_id'])}</title>"
-            f"<style>{STYLE}</style></head><body><h1>Fruits! run {html.escape(m['run_id'])}</h1>{body}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fruits! run {html.escape(m['run_id'])}</title>"
+        f"<style>{STYLE}</style></head><body><h1>Fruits! run {html.escape(m['run_id'])}</h1>{body}</body></html>"
+    )

@@ -1,17 +1,23 @@
-"""The pretrained CNN backbones the job can featurize with, behind one interface.
-
-Keras and NumPy are imported where they are used: the driver, the CLI and the config code
-use this registry without paying for them.
+"""The catalogue of pretrained CNN backbones the job can featurize with: names, feature
+sizes, the Keras class of each and its input preprocessing. Nothing here imports Keras
+(fruits.featurize.runtimes builds the models): the CLI and the config code read it for free.
 """
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
+
+
+class _Mode(TypedDict):
+    bgr: bool
+    scale: float
+    offset: tuple[float, float, float]
+
 
 # Keras's preprocess_input modes: "tf" scales to -1..1; "caffe" is BGR minus the ImageNet mean.
-_TF_MODE = dict(bgr=False, scale=1 / 127.5, offset=(-1.0, -1.0, -1.0))
-_CAFFE_MODE = dict(bgr=True, scale=1.0, offset=(-103.939, -116.779, -123.68))
+_TF_MODE = _Mode(bgr=False, scale=1 / 127.5, offset=(-1.0, -1.0, -1.0))
+_CAFFE_MODE = _Mode(bgr=True, scale=1.0, offset=(-103.939, -116.779, -123.68))
 
 # A read-only folder of ImageNet weights baked into the image: `imagenet` is loaded from it
 # by path when it holds the model's file, never through Keras's download cache (which
@@ -19,14 +25,14 @@ _CAFFE_MODE = dict(bgr=True, scale=1.0, offset=(-103.939, -116.779, -123.68))
 WEIGHTS_DIR_ENV = "FRUITS_WEIGHTS_DIR"
 
 
-def baked_weights_file(folder: str | Path, model: str, image_size: int) -> Path:
-    return Path(folder) / f"{model}-{image_size}px-imagenet.weights.h5"
+def baked_weights_file(folder: str | Path, backbone: str, image_size: int) -> Path:
+    return Path(folder) / f"{backbone}-{image_size}px-imagenet.weights.h5"
 
 
-def baked_imagenet(model: str, image_size: int) -> Path | None:
-    """The baked ImageNet weights for this model and size, if the image has them."""
+def baked_imagenet(backbone: str, image_size: int) -> Path | None:
+    """The baked ImageNet weights for this backbone and size, if the image has them."""
     folder = os.environ.get(WEIGHTS_DIR_ENV)
-    path = baked_weights_file(folder, model, image_size) if folder else None
+    path = baked_weights_file(folder, backbone, image_size) if folder else None
     return path if path and path.is_file() else None
 
 
@@ -40,27 +46,7 @@ class Backbone:
     scale: float
     offset: tuple[float, float, float]
 
-    def _module(self):
-        return importlib.import_module(f"keras.applications.{self.keras_module}")
-
-    def build(self, image_size: int, weights: str):
-        """The Keras model without its top, global average pooling, weights loaded.
-
-        `weights` is "imagenet" (baked into the image, else downloaded and cached by Keras)
-        or a Keras weights file.
-        """
-        constructor = getattr(self._module(), self.keras_class)
-        shape = (image_size, image_size, 3)
-        if weights == "imagenet":
-            baked = baked_imagenet(self.name, image_size)
-            if baked is None:
-                return constructor(include_top=False, pooling="avg", input_shape=shape, weights="imagenet")
-            weights = str(baked)
-        model = constructor(include_top=False, pooling="avg", input_shape=shape, weights=None)
-        model.load_weights(weights)
-        return model
-
-    def preprocess(self, images, out=None):
+    def preprocess(self, images: Any, out: Any = None) -> Any:
         """uint8 RGB images (N, H, W, 3) -> the float32 input the model was trained on.
 
         Equal to Keras's `preprocess_input`, in two passes into `out` (a reusable buffer):

@@ -8,18 +8,25 @@ cluster manifests pass to the job are all derived from them.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from fruits.settings import options
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.errors import UserError
 from fruits.settings.options import fields_of, flag, load_config_file, merge_layers, option, to_argv  # noqa: F401
 
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # the files the job reads (and `upload` uploads), any letter case
 LATEST = "latest:"  # --incremental-from latest:PREFIX: the newest finished run under PREFIX
+
+
+def new_run_id() -> str:
+    """A new run id: UTC date and time, then 6 random hex digits (sortable, unique enough)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -30,42 +37,58 @@ class JobConfig:
         "folder's name; a <split>/<label>/<file> layout also records the split. Empty: a generated demo set.",
     )
     output: str | None = option(
-        None, "Where to write features, model, errors and manifest (folder or s3a:// prefix); {run_id} in it "
-        "is replaced by the run id. Empty: fruits-output/<run id>."
+        None,
+        "Where to write features, model, errors and manifest (folder or s3a:// prefix); {run_id} in it "
+        "is replaced by the run id. Empty: fruits-output/<run id>.",
     )
-    model: str = option("mobilenet_v2", "Pretrained CNN backbone.", choices=BACKBONES)
+    backbone: str = option("mobilenet_v2", "Pretrained CNN backbone.", choices=BACKBONES)
     weights: str = option(
         "imagenet", "'imagenet' (downloaded once by Keras; needs internet) or the path of a Keras weights file."
     )
     runtime: str = option(
-        "tflite", "Inference runtime: tflite (TensorFlow Lite with XNNPACK, ~3x faster on CPU, same features "
-        "to 1e-4) or tf (the Keras model on TensorFlow).", choices=("tflite", "tf"))
+        "tflite",
+        "Inference runtime: tflite (TensorFlow Lite with XNNPACK, ~3x faster on CPU, same features "
+        "to 1e-4) or tf (the Keras model on TensorFlow).",
+        choices=("tflite", "tf"),
+    )
     image_size: int = option(96, "Square input size the images are resized to (pixels).", low=32, high=1024)
     variance: float = option(
-        0.95, "Keep the smallest number of PCA components whose cumulative explained variance reaches this.", low=0.01, high=1.0
+        0.95,
+        "Keep the smallest number of PCA components whose cumulative explained variance reaches this.",
+        low=0.01,
+        high=1.0,
     )
     k: int | None = option(None, "Keep exactly this many PCA components (instead of --variance).", low=1, high=100_000)
     fit_fraction: float = option(
         1.0, "Fit scaler and PCA on this random fraction of the images (all are transformed).", low=0.0001, high=1.0
     )
-    batch_size: int = option(64, "Images per model.predict batch inside each Spark task.", low=1, high=4096)
+    batch_size: int = option(64, "Images per backbone batch inside each Spark task.", low=1, high=4096)
     partitions: int | None = option(
-        None, "Featurize tasks; the file scan packs the images into them (default: whole waves "
-        "across the cores, a few thousand images a task at most).", low=1, high=1_000_000
+        None,
+        "Featurize tasks; the file scan packs the images into them (default: whole waves "
+        "across the cores, a few thousand images a task at most).",
+        low=1,
+        high=1_000_000,
     )
     seed: int = option(42, "Seed for the fit sample.", low=0, high=2**31 - 1)
     overwrite: bool = option(False, "Replace an existing complete output (one with a manifest).")
     run_id: str | None = option(None, "Run id recorded in the manifest (default: a new timestamped id).")
     incremental_from: str | None = option(
-        None, "A finished run's output (folder or s3a:// prefix), or latest:PREFIX for the newest finished run "
+        None,
+        "A finished run's output (folder or s3a:// prefix), or latest:PREFIX for the newest finished run "
         "under PREFIX: images unchanged since that run (same path, size and modification time) reuse its "
-        "features instead of going through the CNN. latest: with no finished run yet makes a full run.")
+        "features instead of going through the CNN. latest: with no finished run yet makes a full run.",
+    )
     reuse_model: bool = option(
-        False, "With --incremental-from: keep the previous run's scaler and PCA and only transform (default: "
-        "refit them on all rows).")
+        False,
+        "With --incremental-from: keep the previous run's scaler and PCA and only transform (default: "
+        "refit them on all rows).",
+    )
     apply_model: str | None = option(
-        None, "A finished run's output whose backbone settings, scaler and PCA are applied to the input, "
-        "without fitting (what `fruitsctl transform --model RUN` runs); --k and --variance do not apply.")
+        None,
+        "A finished run's output whose backbone settings, scaler and PCA are applied to the input, "
+        "without fitting (what `fruitsctl transform --model RUN` runs); --k and --variance do not apply.",
+    )
     s3_endpoint: str | None = option(
         None, "S3 endpoint URL; empty: AWS, or $AWS_ENDPOINT_URL when set. An http:// URL turns TLS off."
     )
@@ -93,15 +116,21 @@ def build_config(*layers: Mapping[str, Any], other_names: Iterable[str] = ()) ->
     if "k" in merged and "variance" in merged:
         raise UserError("Give either --variance or --k, not both.")
     if merged.get("reuse_model") and not merged.get("incremental_from"):
-        raise UserError("--reuse-model keeps the model of the run given to --incremental-from: give "
-                        "--incremental-from too, or use --apply-model RUN to apply a run's model to new images.")
+        raise UserError(
+            "--reuse-model keeps the model of the run given to --incremental-from: give "
+            "--incremental-from too, or use --apply-model RUN to apply a run's model to new images."
+        )
     if merged.get("apply_model") and merged.get("incremental_from"):
-        raise UserError("Give either --apply-model or --incremental-from, not both: --incremental-from RUN "
-                        "--reuse-model reuses both a run's features and its model.")
-    backbone = BACKBONES[merged.get("model", DEFAULTS.model)]
+        raise UserError(
+            "Give either --apply-model or --incremental-from, not both: --incremental-from RUN "
+            "--reuse-model reuses both a run's features and its model."
+        )
+    backbone = BACKBONES[merged.get("backbone", DEFAULTS.backbone)]
     if merged.get("k") is not None and merged["k"] > backbone.feature_dim:
-        raise UserError(f"--k {merged['k']} is more than the {backbone.feature_dim} features of {backbone.name}: "
-                        f"give --k {backbone.feature_dim} or less, or choose k by --variance.")
+        raise UserError(
+            f"--k {merged['k']} is more than the {backbone.feature_dim} features of {backbone.name}: "
+            f"give --k {backbone.feature_dim} or less, or choose k by --variance."
+        )
     weights = merged.get("weights", DEFAULTS.weights)
     if weights != "imagenet" and "://" not in weights and not Path(weights).is_file():
         raise UserError(

@@ -4,6 +4,7 @@ Entry points (the CLI and the spark-submit entry point) print its message as a s
 sentence and exit non-zero; anything else is a bug and keeps its traceback.
 """
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Exit codes shared by every entry point.
@@ -30,11 +31,11 @@ def find_worker_user_error(text: str) -> str | None:
         return None
     start += len(WORKER_ERROR_MARKER)
     end = text.find("::END", start)
-    return text[start:end if end >= 0 else None].strip()
+    return text[start : end if end >= 0 else None].strip()
 
 
 @contextmanager
-def worker_errors_as_user_errors():
+def worker_errors_as_user_errors() -> Iterator[None]:
     """Turn a user error raised inside a Spark task back into a plain UserError on the driver."""
     try:
         yield

@@ -12,30 +12,37 @@ import functools
 import json
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from fruits.settings.errors import UserError
 
 
-def option(default, help: str, *, choices: Iterable[str] | None = None, low=None, high=None,
-           aliases: tuple[str, ...] = ()):
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable[str] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    aliases: tuple[str, ...] = (),
+) -> Any:
     """A settings field with what a user needs to know about it (and other flags it answers to)."""
-    meta = {"help": help, "choices": tuple(choices) if choices else None, "low": low, "high": high,
-            "aliases": aliases}
+    meta = {"help": help, "choices": tuple(choices) if choices else None, "low": low, "high": high, "aliases": aliases}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
 @functools.cache
-def fields_of(cls) -> Mapping[str, dataclasses.Field]:
+def fields_of(cls: type) -> Mapping[str, dataclasses.Field[Any]]:
     return types.MappingProxyType({f.name: f for f in dataclasses.fields(cls)})  # shared: read-only
 
 
 @functools.cache
-def _type_hints(cls) -> dict[str, Any]:
+def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)  # evaluates every annotation of the class: once per class
 
 
@@ -44,7 +51,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def value_type(cls, name: str) -> type:
+def value_type(cls: type, name: str) -> type:
     """The plain type of a field (int for `int | None`, dict for `dict[str, str]`)."""
     hint = _type_hints(cls)[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -65,7 +72,7 @@ def parse_pairs(name: str, raw: Any) -> dict[str, str]:
     return pairs
 
 
-def coerce(cls, name: str, raw: Any) -> Any:
+def coerce(cls: type, name: str, raw: Any) -> Any:
     kind = value_type(cls, name)
     try:
         if kind is dict:
@@ -84,7 +91,7 @@ def coerce(cls, name: str, raw: Any) -> Any:
         raise UserError(f"{flag(name)} must be {kind.__name__}, got {raw!r}.") from None
 
 
-def check_range(cls, name: str, value: Any) -> None:
+def check_range(cls: type, name: str, value: Any) -> None:
     meta = fields_of(cls)[name].metadata
     if meta["choices"] and value not in meta["choices"]:
         raise UserError(f"{flag(name)} must be one of {', '.join(meta['choices'])}; got {value!r}.")
@@ -93,7 +100,7 @@ def check_range(cls, name: str, value: Any) -> None:
         raise UserError(f"{flag(name)} must be between {low} and {high}; got {value}.")
 
 
-def merge_layers(cls, layers: Iterable[Mapping[str, Any]], other_names: Iterable[str] = ()) -> dict[str, Any]:
+def merge_layers(cls: type, layers: Iterable[Mapping[str, Any]], other_names: Iterable[str] = ()) -> dict[str, Any]:
     """Checked values of `cls`'s fields from layers (later wins); None means "not given".
 
     Keys may use dashes or underscores. Keys in `other_names` belong to another settings
@@ -115,22 +122,38 @@ def merge_layers(cls, layers: Iterable[Mapping[str, Any]], other_names: Iterable
     return merged
 
 
-def to_argv(settings) -> list[str]:
-    """Command-line arguments for the options that differ from their defaults."""
-    cls, argv = type(settings), []
-    defaults = cls()
-    for name in fields_of(cls):
-        value = getattr(settings, name)
-        if value == getattr(defaults, name):
+def argument_text(value: Any) -> str:
+    """A value as an argument: numbers as Helm's templates print them (integral floats
+    without a decimal point), so the chart and the CLI write identical argument lists."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def arguments_for(values: Mapping[str, Any]) -> list[str]:
+    """Command-line arguments for option values by field name, in the given order: a bool as
+    --name or --no-name, a dict as one --name key=value per item, None left out."""
+    argv: list[str] = []
+    for name, value in values.items():
+        if value is None:
             continue
-        if value_type(cls, name) is bool:
+        if isinstance(value, bool):
             argv.append(flag(name) if value else "--no-" + flag(name)[2:])
-        elif value_type(cls, name) is dict:
+        elif isinstance(value, dict):
             for key, item in value.items():
                 argv += [flag(name), f"{key}={item}"]
         else:
-            argv += [flag(name), str(value)]
+            argv += [flag(name), argument_text(value)]
     return argv
+
+
+def to_argv(settings: object) -> list[str]:
+    """Command-line arguments for the options that differ from their defaults."""
+    cls: type = type(settings)
+    defaults = cls()
+    return arguments_for(
+        {name: getattr(settings, name) for name in fields_of(cls) if getattr(settings, name) != getattr(defaults, name)}
+    )
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""Cluster settings of a run, defined once: `fruitsctl render/submit` options, config files
+and (through a test that holds them equal) the Helm chart's values."""
+
+import functools
+import re
+from dataclasses import dataclass
+
+from fruits import __version__, declared_requirements
+from fruits.settings.errors import UserError
+from fruits.settings.options import fields_of, flag, option
+
+
+@functools.cache
+def spark_version() -> str:
+    """The Spark release: pyproject.toml's pyspark pin (images/Dockerfile's base tag must
+    match; a test holds them equal), from this package's installed metadata: the cluster
+    commands run on the base install, without PySpark itself. Read when a manifest is built."""
+    for requirement in declared_requirements():
+        if found := re.match(r"pyspark==([^\s;]+)", requirement):
+            return found.group(1)
+    from importlib import metadata  # a source tree on the path: PySpark is beside it
+
+    return metadata.version("pyspark")
+
+
+JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
+SPARK_UID = 185  # the apache/spark image's non-root user
+# SparkApplication names must be DNS-1035 labels: the operator's webhook refuses others, and
+# Spark names the driver's Service after the application (a Service name is a DNS-1035 label).
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str | None = option(None, "SparkApplication name (default: fruits-<date>-<time>-<random>).")
+    namespace: str = option("default", "Kubernetes namespace.", aliases=("-n",))
+    image: str = option(f"fruits-pipeline:{__version__}", "Container image with Spark, TensorFlow and the job.")
+    image_pull_policy: str = option("IfNotPresent", "Image pull policy.", choices=("IfNotPresent", "Always", "Never"))
+    service_account: str = option(
+        "fruits-spark",
+        "ServiceAccount of driver and executors (IRSA role on EKS); the chart creates fruits-spark, "
+        "the spark-operator's chart creates spark-operator-spark in each namespace it watches.",
+    )
+    executor_service_account: str = option(
+        "fruits-spark-executor",
+        "ServiceAccount of the executors: the IRSA role for S3, no Kubernetes API token, "
+        "no Role (the chart creates it).",
+    )
+    executors: int = option(2, "Executor pods.", low=1, high=1000)
+    executor_cores: int = option(1, "Cores per executor (= concurrent tasks, each with its own model).", low=1, high=64)
+    executor_memory: str = option("2g", "JVM heap per executor.")
+    # Per executor core, one Python worker on LiteRT: ~300 MB peak in `make bench` (it was ~1.1 GB
+    # with TensorFlow); plus Spark's minimum of 384m for the JVM's own off-heap memory.
+    executor_memory_overhead: str = option(
+        "768m",
+        "Memory beyond the heap per executor: the Python workers "
+        "(~400m per core) and the JVM's off-heap memory; raise it with --executor-cores.",
+    )
+    driver_cores: int = option(1, "Driver cores.", low=1, high=64)
+    driver_memory: str = option("2g", "Driver JVM heap (PCA's d x d matrices live here).")
+    # The Python driver converts a model the image has not baked (another --backbone or --image-size):
+    # ~0.95 GB peak for MobileNetV2 here.
+    driver_memory_overhead: str = option(
+        "1536m", "Driver memory beyond the heap: the Python driver, which converts a model the image has not baked."
+    )
+    retries: int = option(
+        2, "Retries of a failed run (restartPolicy OnFailure); a retry replaces the partial output.", low=0, high=20
+    )
+    retry_interval: int = option(30, "Seconds between retries.", low=1, high=86_400)
+    tmp_size: str = option("2Gi", "Size limit of each pod's /tmp (an emptyDir: the root filesystem is read-only).")
+    local_dir_size: str = option(
+        "20Gi", "Size limit of each pod's Spark local directory (an emptyDir: spills, shuffle)."
+    )
+    s3_secret: str | None = option(
+        None, "Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, exposed to the pods (--s3-credentials static)."
+    )
+    event_log_dir: str | None = option(
+        None, "Write Spark event logs here (e.g. s3a://bucket/spark-events) for a History Server."
+    )
+    ttl_seconds: int | None = option(
+        None, "Delete the SparkApplication this long after it ends.", low=60, high=31_536_000
+    )
+    spark_conf: dict[str, str] = option({}, "Extra Spark setting.", aliases=("--conf",))
+    labels: dict[str, str] = option({}, "Extra label on the SparkApplication and its pods.", aliases=("--label",))
+
+    def __post_init__(self):
+        if self.name is not None and not DNS_1035_LABEL.match(self.name):
+            raise UserError(
+                f"--name {self.name!r} is not a valid SparkApplication name: use at most 63 lower-case "
+                "letters, digits and '-', starting with a letter and ending with a letter or digit."
+            )
+        if not DNS_1035_LABEL.match(self.namespace) and not re.match(
+            r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", self.namespace
+        ):
+            raise UserError(f"--namespace {self.namespace!r} is not a valid namespace name.")
+        for size in ("tmp_size", "local_dir_size"):
+            if not re.match(r"^[0-9]+(Ki|Mi|Gi|Ti)$", getattr(self, size)):
+                raise UserError(
+                    f"{flag(size)} must be a Kubernetes quantity such as 512Mi or 2Gi; got {getattr(self, size)!r}."
+                )
+        for quantity in ("executor_memory", "executor_memory_overhead", "driver_memory", "driver_memory_overhead"):
+            if not re.match(r"^[0-9]+[kmgt]?$", getattr(self, quantity)):
+                raise UserError(
+                    f"{flag(quantity)} must be a Spark memory size such as 512m or 2g; got {getattr(self, quantity)!r}."
+                )
+
+
+CLUSTER_FIELDS = fields_of(ClusterConfig)

@@ -1,0 +1,150 @@
+"""The SparkApplication for a run, built from JobConfig + ClusterConfig (the chart renders
+the same object from the same settings)."""
+
+import copy
+from typing import Any
+
+from fruits import __version__
+from fruits.cluster.api_errors import GROUP, VERSION
+from fruits.cluster.cluster_config import JOB_FILE, SPARK_UID, ClusterConfig, spark_version
+from fruits.settings.config import JobConfig, new_run_id
+from fruits.settings.options import arguments_for
+
+API_VERSION = f"{GROUP}/{VERSION}"
+APP_LABEL = "app.kubernetes.io/name"
+APP_NAME = "fruits-pipeline"
+RUN_LABEL = "fruits.io/run"
+
+
+def new_app_name() -> str:
+    return f"fruits-{new_run_id()}"  # a DNS-1035 label: starts with a letter
+
+
+def labels_for(name: str, cluster: ClusterConfig, managed_by: str) -> dict[str, str]:
+    return {
+        APP_LABEL: APP_NAME,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "featurize",
+        "app.kubernetes.io/version": __version__,
+        "app.kubernetes.io/managed-by": managed_by,
+        RUN_LABEL: name,
+        **cluster.labels,
+    }
+
+
+def security_contexts() -> dict:
+    """Pod Security Standards "restricted": the non-root Spark user, no privilege escalation, no
+    capabilities, the runtime's seccomp profile; and a read-only root filesystem (the pods
+    write to their /tmp and Spark local directory volumes only)."""
+    return {
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SPARK_UID,
+            "runAsGroup": SPARK_UID,
+            "fsGroup": SPARK_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SPARK_UID,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+# The writable places of a pod whose root filesystem is read-only. Spark uses volumes named
+# spark-local-dir-* as its local directories (spills, shuffle, downloaded files).
+SCRATCH_MOUNTS = {"tmp": "/tmp", "spark-local-dir-1": "/var/data/spark-local-dir-1"}
+
+
+def scratch_volumes(cluster: ClusterConfig) -> list[dict]:
+    sizes = {"tmp": cluster.tmp_size, "spark-local-dir-1": cluster.local_dir_size}
+    return [{"name": name, "emptyDir": {"sizeLimit": sizes[name]}} for name in SCRATCH_MOUNTS]
+
+
+def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
+    from fruits.spark_session import JOB_SPARK_CONF  # when a manifest is built: fruitsctl starts without it
+
+    conf = dict(JOB_SPARK_CONF)
+    if cluster.event_log_dir:
+        conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": cluster.event_log_dir})
+    return {**conf, **cluster.spark_conf}
+
+
+def camel(name: str) -> str:
+    """A settings field as a chart value key: image_size -> imageSize."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def job_arguments(job: JobConfig, name: str) -> list[str]:
+    """Every job option that has a value, sorted by its chart key (Helm ranges over maps in
+    key order): a manifest states the whole configuration it runs, and the chart's
+    template can produce the identical list."""
+    values = job.to_dict()
+    if values["run_id"] is None:
+        values["run_id"] = name
+    if values["k"] is not None:  # k replaces the variance target
+        values["variance"] = None
+    return arguments_for({field: values[field] for field in sorted(values, key=camel)})
+
+
+def spark_application(
+    job: JobConfig, cluster: ClusterConfig, name: str | None = None, managed_by: str = "fruitsctl"
+) -> dict:
+    name = name or cluster.name or new_app_name()
+    labels = labels_for(name, cluster, managed_by)
+    pod = {
+        "labels": dict(labels),
+        **security_contexts(),
+        "volumeMounts": [{"name": volume, "mountPath": path} for volume, path in SCRATCH_MOUNTS.items()],
+    }
+    if cluster.s3_secret:
+        pod["envFrom"] = [{"secretRef": {"name": cluster.s3_secret}}]
+    spec: dict[str, Any] = {
+        "type": "Python",
+        "pythonVersion": "3",
+        "mode": "cluster",
+        "image": cluster.image,
+        "imagePullPolicy": cluster.image_pull_policy,
+        "mainApplicationFile": JOB_FILE,
+        "arguments": job_arguments(job, name),
+        "sparkVersion": spark_version(),
+        "sparkConf": spark_conf_for(cluster),
+        "restartPolicy": {
+            "type": "OnFailure",
+            "onFailureRetries": cluster.retries,
+            "onFailureRetryInterval": cluster.retry_interval,
+            "onSubmissionFailureRetries": cluster.retries,
+            "onSubmissionFailureRetryInterval": cluster.retry_interval,
+        },
+        "volumes": scratch_volumes(cluster),
+        "driver": {
+            "cores": cluster.driver_cores,
+            "coreLimit": str(cluster.driver_cores),
+            "memory": cluster.driver_memory,
+            "memoryOverhead": cluster.driver_memory_overhead,
+            "serviceAccount": cluster.service_account,
+            **copy.deepcopy(pod),
+        },
+        "executor": {
+            "instances": cluster.executors,
+            "cores": cluster.executor_cores,
+            "coreLimit": str(cluster.executor_cores),
+            "memory": cluster.executor_memory,
+            "memoryOverhead": cluster.executor_memory_overhead,
+            "serviceAccount": cluster.executor_service_account,
+            **copy.deepcopy(pod),
+        },
+    }
+    if cluster.ttl_seconds:
+        spec["timeToLiveSeconds"] = cluster.ttl_seconds
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "SparkApplication",
+        "metadata": {"name": name, "namespace": cluster.namespace, "labels": labels},
+        "spec": spec,
+    }

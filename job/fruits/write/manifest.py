@@ -1,0 +1,92 @@
+"""Write: the manifest, one typed record of a finished run, written last (its presence is
+what says the run finished). `Manifest.to_dict()` is the `fruits-run/2` JSON document;
+`upgraded` reads the older `fruits-run/1` layout (the backbone then recorded as `model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "fruits-run/2"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Counts:
+    read: int  # every file the run accounted for: images listed plus problems found while listing
+    ok: int  # rows in features/
+    failed: int  # rows in errors/
+    skipped: dict[str, int]  # by rule: hidden entries, files that are not images
+
+
+@dataclass(frozen=True)
+class BackboneRecord:
+    name: str
+    weights: str
+    image_size: int
+    feature_dim: int
+
+
+@dataclass(frozen=True)
+class PcaRecord:
+    k: int
+    k_requested: int | None
+    variance_target: float | None
+    variance_kept: float
+    fit_rows: int
+    explained_variance: list[float]
+    fitted_by: dict[str, str] | None  # the run whose model was applied (--apply-model, --reuse-model)
+
+
+@dataclass(frozen=True)
+class FeaturizeRecord:
+    partitions: int
+    reused_partitions: int  # finished by an earlier attempt of this run (a retried driver)
+    planned_cores: int
+    stats_merge_tasks: int
+    stats_bytes_to_driver: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    run_id: str
+    started_at: str
+    finished_at: str
+    input: str
+    output: str
+    counts: Counts
+    labels: dict[str, int]
+    splits: dict[str, int]
+    backbone: BackboneRecord
+    pca: PcaRecord
+    warnings: list[str]
+    timings_s: dict[str, float]
+    incremental: dict[str, Any] | None
+    featurize: FeaturizeRecord
+    cost: dict[str, float]
+    files: dict[str, str]
+    config: dict[str, Any]
+    versions: dict[str, str]
+    format: str = field(default=FORMAT)
+
+    def to_dict(self) -> dict[str, Any]:
+        document = dataclasses.asdict(self)
+        return {"format": document.pop("format"), **document}
+
+
+def upgraded(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as `fruits-run/2` spells it, whatever version wrote it."""
+    if manifest.get("format") != "fruits-run/1":
+        return manifest
+    document = {key: value for key, value in manifest.items() if key != "model"}
+    document["backbone"] = manifest.get("model")
+    if isinstance(manifest.get("config"), dict):
+        config = {key: value for key, value in manifest["config"].items() if key != "model"}
+        document["config"] = {"backbone": manifest["config"].get("model"), **config}
+    return document

@@ -1,0 +1,165 @@
+"""The phone export on the Fruits-360 sample run: real TensorFlow conversion, the files run on
+LiteRT, parity with the run, the docs' device example in a process without TensorFlow."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fruits.cli.main import app
+from fruits.io.output import IN_PROGRESS, MANIFEST
+from fruits.results.export import CLASSIFIER, EXPORT_JSON, FEATURIZER, LABELS, export_run
+from fruits.settings.config import DEFAULTS
+from support.console_text import flat
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def exported(sample_run, tmp_path_factory):
+    output, _, _ = sample_run
+    folder = tmp_path_factory.mktemp("export") / "phone"
+    result = runner.invoke(app, ["export", str(output), "--to", str(folder), "--check", "0"])
+    assert result.exit_code == 0, result.output
+    return folder, json.loads((folder / EXPORT_JSON).read_text()), result.output
+
+
+def test_the_featurizer_reproduces_the_runs_pca_for_every_image(exported, sample_run):
+    folder, description, output = exported
+    _, manifest, _ = sample_run
+    assert sorted(p.name for p in folder.iterdir()) == sorted([FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON])
+    parity = description["featurizer_parity"]
+    assert parity["images"] == manifest["counts"]["ok"]  # --check 0: every image of the run
+    assert parity["max_abs_diff"] <= 1e-4 * max(1.0, parity["max_abs_pca"]), parity
+    assert description["k"] == manifest["pca"]["k"] and description["input"]["shape"] == [1, 96, 96, 3]
+    assert "featurizer vs run" in flat(output)
+
+
+def test_the_classifier_labels_held_out_images(exported, sample_run):
+    folder, description, _ = exported
+    head = description["classifier"]
+    assert head["metric"] in ("cosine", "euclidean") and head["test_images"] > 100
+    assert head["top1"] >= 0.9, head  # the sample's fruits are well apart (1-NN on the run: ~0.99)
+    assert (folder / LABELS).read_text().splitlines() == description["labels"]
+    assert set(description["labels"]) == set(sample_run[1]["labels"])
+
+
+def test_int8_stays_within_a_point_of_float_and_is_smaller(sample_run, exported, tmp_path):
+    output, _, _ = sample_run
+    description = export_run(str(output), tmp_path / "int8", DEFAULTS, quantize="int8", check=64)
+    head = description["classifier"]
+    assert head["top1"] >= head["top1_float"] - 0.01, head
+    assert description["file_bytes"][FEATURIZER] < exported[1]["file_bytes"][FEATURIZER] / 2
+
+
+DEVICE_EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)  # the one Python example of docs/export.md
+
+
+def test_the_docs_device_example_labels_a_photo_with_litert_alone(exported, sample_dir, tmp_path):
+    folder, _, _ = exported
+    code = DEVICE_EXAMPLE.search((ROOT / "docs" / "export.md").read_text()).group(1)
+    assert len(code.strip().splitlines()) <= 12
+    shutil.copytree(folder, tmp_path / "phone")
+    blocker = (
+        "import sys\nfrom importlib.abc import MetaPathFinder\n"
+        "class NoTF(MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):\n"
+        "            raise ImportError('TensorFlow imported on the device')\n"
+        "sys.meta_path.insert(0, NoTF())\n"
+    )
+    for photo in (sorted((sample_dir / "Banana").glob("*.jpg"))[0], sorted((sample_dir / "Kiwi").glob("*.jpg"))[-1]):
+        shutil.copy(photo, tmp_path / "photo.jpg")
+        done = subprocess.run(
+            [sys.executable, "-c", blocker + code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == photo.parent.name
+
+
+def test_an_s3_run_exports_too(s3_run_for_export, tmp_path):
+    uri, config = s3_run_for_export
+    description = export_run(uri, tmp_path / "phone", config, classifier="none", check=32)
+    assert description["featurizer_parity"]["images"] == 32
+    assert description["featurizer_parity"]["max_abs_diff"] <= 1e-4 * max(
+        1.0, description["featurizer_parity"]["max_abs_pca"]
+    )
+    assert not (tmp_path / "phone" / CLASSIFIER).exists()
+
+
+@pytest.fixture
+def s3_run_for_export(spark, s3_server, sample_dir, weights):
+    import boto3
+
+    from fruits.pipeline import run_job
+    from fruits.settings.config import build_config
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="export")
+    for image in sorted((sample_dir / "Kiwi").glob("*.jpg")) + sorted((sample_dir / "Banana").glob("*.jpg")):
+        s3.upload_file(str(image), "export", f"photos/{image.parent.name}/{image.name}")
+    config = build_config(
+        {
+            "input": "s3a://export/photos",
+            "output": "s3a://export/runs/r1",
+            "weights": weights,
+            "s3_path_style": True,
+            "s3_credentials": "static",
+        }
+    )
+    run_job(spark, config)
+    return "s3a://export/runs/r1", config
+
+
+def _unfinished(tmp_path: Path, run: Path) -> Path:
+    folder = tmp_path / "unfinished"
+    folder.mkdir()
+    (folder / IN_PROGRESS).write_text("{}")
+    return folder
+
+
+def _without_model(tmp_path: Path, run: Path) -> Path:
+    shutil.copytree(run, tmp_path / "no-model")
+    shutil.rmtree(tmp_path / "no-model" / "model")
+    return tmp_path / "no-model"
+
+
+def _made_with_tf(tmp_path: Path, run: Path) -> Path:
+    shutil.copytree(run, tmp_path / "tf")
+    manifest = json.loads((tmp_path / "tf" / MANIFEST).read_text())
+    manifest["config"]["runtime"] = "tf"
+    (tmp_path / "tf" / MANIFEST).write_text(json.dumps(manifest))
+    return tmp_path / "tf"
+
+
+@pytest.mark.parametrize(
+    "make, extra, message",
+    [
+        (_unfinished, [], "has not finished"),
+        (_without_model, [], "model folder"),
+        (_made_with_tf, [], "was made with --runtime tf"),
+        (None, ["--quantize", "int4"], "--quantize one of none, dynamic, int8"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(sample_run, tmp_path, make, extra, message):
+    output, _, _ = sample_run
+    run = make(tmp_path, output) if make else output
+    result = runner.invoke(app, ["export", str(run), "--to", str(tmp_path / "phone"), *extra])
+    assert result.exit_code == 2, result.output
+    assert message in flat(result.output)
+    assert not (tmp_path / "phone").exists()
+
+
+def test_an_export_never_replaces_other_files(sample_run, tmp_path):
+    output, _, _ = sample_run
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["export", str(output), "--to", str(tmp_path / "phone"), "--classifier", "none"])
+    assert result.exit_code == 2 and "holds other files (notes.txt)" in flat(result.output)
+    assert (tmp_path / "phone" / "notes.txt").read_text() == "mine"
