@@ -4,7 +4,6 @@ a full disk. Each test asserts on the files left behind, not only on the exit co
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from fruits.pipeline import run_job
 from fruits.settings.config import build_config
 from fruits.settings.errors import UserError
 from support.console_text import flat
+from support.process_tree import kill_tree
 
 FRUITSCTL = str(Path(sys.executable).parent / "fruitsctl")
 FAULTS = Path(__file__).resolve().parents[1] / "fakes" / "faults"
@@ -279,11 +279,13 @@ def test_a_driver_killed_mid_featurize_is_resumed_by_its_retry_and_replaced_by_a
                 assert time.monotonic() < deadline, "no featurize task finished within 300 s"
                 time.sleep(0.01)
         finally:
-            os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Python workers, as a node loss would
+            kill_tree(driver.pid)  # the driver, its JVM and its Python workers at once, as a node loss would
             driver.wait()
         assert not (output / MANIFEST).exists(), "the run finished before it could be killed"
         assert (output / IN_PROGRESS).exists()
         finished = len(list((output / STAGED).glob("stats-*.npz")))
+        time.sleep(1)
+        assert len(list((output / STAGED).glob("stats-*.npz"))) == finished, "a Python worker outlived its driver"
         run_id = "app-1" if retry == "same run" else "app-2"
         rerun = run_job(spark, build_config(job_options(small_input, output, weights, partitions=16, run_id=run_id)))
         assert rerun["featurize"]["reused_partitions"] == (finished if retry == "same run" else 0)
