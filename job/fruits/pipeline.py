@@ -23,7 +23,6 @@ from fruits.io.output import (
     FEATURES,
     MODEL,
     MOMENTS_FILE,
-    STAGED,
     RunOutput,
     check_separate,
     part_file,
@@ -51,7 +50,7 @@ from fruits.write.manifest import BackboneRecord, Counts, FeaturizeRecord, Manif
 from fruits.write.model_files import load_reduction, save_pipeline_model
 from fruits.write.projection import project_rows
 
-DROPPED = f"{STAGED}/dropped"  # the tallies of the previous run's rows an incremental run leaves out
+DROPPED = "dropped"  # in the run's staging folder: the tallies of the previous run's rows left out
 CARRIED = -1  # the partition number of the tally carried over from the previous run
 
 
@@ -85,6 +84,13 @@ class Executed:
     merge_tasks: int = 0
     bytes_to_driver: int = 0
     warnings: list[str] = field(default_factory=list)
+    files: dict[str, dict] = field(default_factory=dict)  # the published files: size, time, SHA-256
+    hashes: dict[str, str] = field(default_factory=dict)  # SHA-256 of the feature files, as written
+    keep_staging: bool = False  # a failure whose staged files the user is pointed to
+
+    @property
+    def staging(self) -> str:
+        return self.output.staging
 
 
 def run_job(
@@ -109,10 +115,18 @@ def run_job(
         with storage_errors_as_user_errors(config.output, stores.s3, doing="prepare the output"):
             output = RunOutput(stores.target, shown=config.output)
             resuming = output.claim(run_id, config.overwrite, plan.fingerprint)
-    executed = execute(Context(spark, stores, clock, backbone), plan, Executed(output), resuming)
-    manifest = record(plan, executed, clock, started_at, time.perf_counter() - started, spark.version)
-    with storage_errors_as_user_errors(config.output, stores.s3):
-        output.complete(manifest.to_dict())
+    executed = Executed(output)
+    try:
+        execute(Context(spark, stores, clock, backbone), plan, executed, resuming)
+        with storage_errors_as_user_errors(config.output, stores.s3):
+            executed.files = output.publish(executed.hashes)
+            manifest = record(plan, executed, clock, started_at, time.perf_counter() - started, spark.version)
+            output.complete(manifest.to_dict())
+    except BaseException as exc:
+        # a user error is final: its staged files go (unless the message points at them); a
+        # crash keeps them for a retried driver of this run, which resumes from its tallies
+        output.abandon(keep_staging=executed.keep_staging or not isinstance(exc, UserError))
+        raise
     return manifest.to_dict()
 
 
@@ -193,7 +207,7 @@ def applied_reduction(applied: FinishedRun, s3: S3Settings) -> Reduction:
 
 def execute(context: Context, plan: RunPlan, executed: Executed, resuming: bool) -> Executed:
     """featurize -> tally -> fit -> write, in Spark."""
-    done = resumed_partitions(plan, context.stores.target) if resuming else set()
+    done = resumed_partitions(plan, context.stores.target, executed.staging) if resuming else set()
     executed.reused_partitions = len(done)
     featurize_images(context, plan, executed, done)
     assert plan.config.output is not None  # with_run_id refused a config without --output
@@ -203,13 +217,13 @@ def execute(context: Context, plan: RunPlan, executed: Executed, resuming: bool)
     return executed
 
 
-def resumed_partitions(plan: RunPlan, target: Store) -> set[int]:
+def resumed_partitions(plan: RunPlan, target: Store, staging: str) -> set[int]:
     """A retried driver of this run: the partitions its finished tasks committed (kept), and
     the error rows of those that died half-way removed."""
-    staged = set(target.files(STAGED))
+    staged = set(target.files(staging))
     done = {p for p in [*plan.tasks, *plan.kept] if stats_file(p) in staged}
     for partition in set(plan.tasks) - done:
-        target.delete(f"{ERRORS}/{part_file(partition)}")
+        target.delete(f"{staging}/{ERRORS}/{part_file(partition)}")
     return done
 
 
@@ -224,7 +238,7 @@ def featurize_images(context: Context, plan: RunPlan, executed: Executed, done: 
             storage_errors_as_user_errors(plan.config.output, stores.s3),
         ):
             prepared = context.backbone.result() if todo else None  # converted or downloaded once, on the driver
-            task = FeaturizePartitions(plan.config, stores.source, stores.target, progress)
+            task = FeaturizePartitions(plan.config, stores.source, stores.target, executed.staging, progress)
             featurize(context.spark, todo, task, prepared)
     except UserError:
         executed.output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
@@ -236,14 +250,14 @@ def tally_run(context: Context, plan: RunPlan, executed: Executed, done: set[int
     from the previous run's saved moments, or tallied again)."""
     spark, target = context.spark, context.stores.target
     groups = merge_groups(spark, BACKBONES[plan.config.backbone].feature_dim)
-    carried = carried_tally(context, plan, groups, done) if plan.reuse else None
+    carried = carried_tally(context, plan, executed.staging, groups, done) if plan.reuse else None
     tallied = sorted([*plan.tasks, *(plan.kept if carried is None else ())])
-    tally, received = merge_stats(spark, target, STAGED, tallied, groups) if tallied else (RunTally(), 0)
+    tally, received = merge_stats(spark, target, executed.staging, tallied, groups) if tallied else (RunTally(), 0)
     executed.tally = tally.merge(carried) if carried is not None else tally
     executed.merge_tasks, executed.bytes_to_driver = groups, received
 
 
-def carried_tally(context: Context, plan: RunPlan, groups: int, done: set[int]) -> RunTally | None:
+def carried_tally(context: Context, plan: RunPlan, staging: str, groups: int, done: set[int]) -> RunTally | None:
     """The tally of the rows kept from the previous run, as one partition (CARRIED): its saved
     tally less the rows dropped, or None when it saved none that fits (then the kept rows
     are tallied into the staging area, as partitions `kept`, and merged with the rest)."""
@@ -253,53 +267,59 @@ def carried_tally(context: Context, plan: RunPlan, groups: int, done: set[int]) 
         saved = saved_tally(reuse.previous) if config.fit_fraction >= 1.0 else None
         if saved is None:
             kept = {p: source for p, source in plan.kept.items() if p not in done}
-            tally_rows(spark, kept, TallySources(config.fit_fraction, config.seed, target, STAGED))
+            tally_rows(spark, kept, TallySources(config.fit_fraction, config.seed, target, staging))
             return None
         dropped = reuse.dropped_sources()
-        tally_rows(spark, dropped, TallySources(config.fit_fraction, config.seed, target, DROPPED))
-        less, _ = merge_stats(spark, target, DROPPED, sorted(dropped), groups) if dropped else (RunTally(), 0)
+        folder = f"{staging}/{DROPPED}"
+        tally_rows(spark, dropped, TallySources(config.fit_fraction, config.seed, target, folder))
+        less, _ = merge_stats(spark, target, folder, sorted(dropped), groups) if dropped else (RunTally(), 0)
         return saved.without(less, partition=CARRIED)
 
 
 def counts_of(listing: Listing, tally: RunTally) -> Counts:
     read = len(listing.paths) + len(listing.problems)
     failed = tally.failed + len(listing.problems)
-    return Counts(read=read, ok=read - failed, failed=failed, skipped=dict(sorted(listing.skipped.items())))
+    return Counts(
+        read=read,
+        ok=read - failed,
+        failed=failed,
+        skipped=dict(sorted(listing.skipped.items())),
+        read_retries=tally.read_retries,
+    )
 
 
 def reduce_and_write(context: Context, plan: RunPlan, executed: Executed) -> None:
-    """Error rows, scaler + PCA (fitted, or the applied run's), and the result files."""
-    spark, store, clock = context.spark, context.stores.target, context.clock
+    """Error rows, scaler + PCA (fitted, or the applied run's), and the result files, all in
+    the run's staging folder (RunOutput.publish moves them into place)."""
+    spark, store, clock, staging = context.spark, context.stores.target, context.clock, executed.staging
     counts = counts_of(plan.listing, executed.tally)
     needed = 1 if plan.applied else 2
     if counts.ok < needed:
         with clock.stage("write"):
-            write_errors(plan.listing, store)
+            write_errors(plan.listing, store, staging)
+        executed.keep_staging = True  # the reasons stay where the message says
         raise UserError(
             f"Only {counts.ok} of {counts.read} images could be decoded "
             f"({'at least 1 is needed' if plan.applied else 'PCA needs at least 2'}); "
-            f"the reasons are in {executed.output.child(ERRORS)}."
+            f"the reasons are in {executed.output.child(f'{staging}/{ERRORS}')}."
         )
     with clock.stage("reduce"):
         executed.reduction = plan.applied_reduction or fit(plan, executed.tally, executed.warnings)
     with clock.stage("write"):
-        write_errors(plan.listing, store)
-        save_pipeline_model(executed.reduction, store, MODEL, spark.version)
-        store.write_bytes(f"{MODEL}/{MOMENTS_FILE}", executed.tally.to_bytes())  # what the next incremental run updates
-        staged = set(store.files(STAGED))
-        sources = {**plan.staged_sources(store), **plan.kept}
-        written = project_rows(
-            spark,
-            {
-                p: source
-                for p, source in sources.items()
-                if source.rows is not None or source.file.rsplit("/", 1)[1] in staged
-            },
-            executed.reduction,
-            store,
-            FEATURES,
-        )
-        store.delete_dir(STAGED)
+        write_errors(plan.listing, store, staging)
+        save_pipeline_model(executed.reduction, store, f"{staging}/{MODEL}", spark.version)
+        # what the next incremental run updates
+        store.write_bytes(f"{staging}/{MODEL}/{MOMENTS_FILE}", executed.tally.to_bytes())
+        staged = set(store.files(staging))
+        sources = {**plan.staged_sources(store, staging), **plan.kept}
+        chosen = {
+            p: source
+            for p, source in sources.items()
+            if source.rows is not None or source.file.rsplit("/", 1)[1] in staged
+        }
+        projected = project_rows(spark, chosen, executed.reduction, store, f"{staging}/{FEATURES}")
+        executed.hashes = {done.file[len(staging) + 1 :]: done.sha256 for done in projected if done.rows}
+    written = sum(done.rows for done in projected)
     if written != counts.ok:
         raise RuntimeError(f"wrote {written} feature rows for {counts.ok} usable images")
 
@@ -317,11 +337,12 @@ def fit(plan: RunPlan, tally: RunTally, warnings: list[str]) -> Reduction:
     return fit_reduction(tally.moments, k=k, variance=config.variance)
 
 
-def write_errors(listing: Listing, store: Store) -> None:
+def write_errors(listing: Listing, store: Store, staging: str) -> None:
+    folder = f"{staging}/{ERRORS}"
     if listing.problems:  # what listing found: loops, dangling links, unreadable folders
-        store.write(f"{ERRORS}/part-listing.parquet", listing.problem_rows())
-    if not store.files(ERRORS):  # readers expect the folder, even with no error rows
-        store.write(f"{ERRORS}/{part_file(0)}", ERROR_SCHEMA.empty_table())
+        store.write(f"{folder}/part-listing.parquet", listing.problem_rows())
+    if not store.files(folder):  # readers expect the folder, even with no error rows
+        store.write(f"{folder}/{part_file(0)}", ERROR_SCHEMA.empty_table())
 
 
 def record(
@@ -353,6 +374,7 @@ def record(
             "core_seconds_per_1000_images": round(tally.core_seconds * 1000 / max(plan.images, 1), 1),
         },
         files={"features": FEATURES, "errors": ERRORS, "model": MODEL},
+        contents=executed.files,
         config=config.to_dict(),
         versions=versions(spark_version),
     )

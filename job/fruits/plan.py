@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fruits.fit.reduce import Reduction
 from fruits.ingest.listing import ListedImage, Listing
-from fruits.io.output import STAGED, part_file
+from fruits.io.output import part_file
 from fruits.io.storage import Store
 from fruits.runs.finished_run import FinishedRun
 from fruits.runs.reuse import ReusePlan
@@ -75,9 +75,9 @@ class RunPlan:
     def images(self) -> int:
         return len(self.listing.paths)
 
-    def staged_sources(self, store: Store) -> dict[int, RowSource]:
+    def staged_sources(self, store: Store, staging: str) -> dict[int, RowSource]:
         """The featurize tasks' staged rows in the run's output, as the projection's sources."""
-        return {partition: RowSource(store, f"{STAGED}/{part_file(partition)}") for partition in self.tasks}
+        return {partition: RowSource(store, f"{staging}/{part_file(partition)}") for partition in self.tasks}
 
 
 def plan_run(

@@ -142,7 +142,7 @@ def _made_with_tf(tmp_path: Path, run: Path) -> Path:
     "make, extra, message",
     [
         (_unfinished, [], "has not finished"),
-        (_without_model, [], "model folder"),
+        (_without_model, [], "changed after its run finished (model/"),
         (_made_with_tf, [], "was made with --runtime tf"),
         (None, ["--quantize", "int4"], "--quantize one of none, dynamic, int8"),
     ],

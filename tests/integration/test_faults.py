@@ -169,6 +169,7 @@ def test_links_that_loop_dangle_or_repeat_and_special_files_are_error_rows(tangl
         "ok": 4,
         "failed": 4,
         "skipped": {"hidden (name starts with '.')": 1, "not an image (extension)": 1},
+        "read_retries": 0,
     }
 
 
@@ -254,11 +255,14 @@ def test_a_driver_killed_mid_featurize_is_resumed_by_its_retry_and_replaced_by_a
     spark, small_input, weights, reference, tmp_path
 ):
     """The operator retries a failed driver with the same run id (the application's name): the
-    retry keeps the partitions the dead driver finished and featurizes only the rest. A run
-    with another id replaces the dead run's output whole. Both give the exact rows."""
+    retry takes its claim back at once and keeps the partitions the dead driver finished. A run
+    with another id is refused while the dead run's claim is fresh, and replaces the dead run's
+    output whole once its lease has run out. Both give the exact rows."""
     outputs = {}
+    lease_s = 10
     for retry in ("same run", "another run"):
         output = outputs[retry] = tmp_path / retry.replace(" ", "-")
+        staging = output / STAGED / "app-1"
         driver = subprocess.Popen(
             [
                 FRUITSCTL,
@@ -272,22 +276,29 @@ def test_a_driver_killed_mid_featurize_is_resumed_by_its_retry_and_replaced_by_a
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, "FRUITS_OUTPUT_LEASE_S": str(lease_s)},
         )
         try:
             deadline = time.monotonic() + 300
-            while len(list((output / STAGED).glob("stats-*.npz"))) < 2 and driver.poll() is None:
+            while len(list(staging.glob("stats-*.npz"))) < 2 and driver.poll() is None:
                 assert time.monotonic() < deadline, "no featurize task finished within 300 s"
                 time.sleep(0.01)
         finally:
             kill_tree(driver.pid)  # the driver, its JVM and its Python workers at once, as a node loss would
             driver.wait()
+        killed_at = time.monotonic()
         assert not (output / MANIFEST).exists(), "the run finished before it could be killed"
         assert (output / IN_PROGRESS).exists()
-        finished = len(list((output / STAGED).glob("stats-*.npz")))
+        finished = len(list(staging.glob("stats-*.npz")))
         time.sleep(1)
-        assert len(list((output / STAGED).glob("stats-*.npz"))) == finished, "a Python worker outlived its driver"
+        assert len(list(staging.glob("stats-*.npz"))) == finished, "a Python worker outlived its driver"
         run_id = "app-1" if retry == "same run" else "app-2"
-        rerun = run_job(spark, build_config(job_options(small_input, output, weights, partitions=16, run_id=run_id)))
+        config = build_config(job_options(small_input, output, weights, partitions=16, run_id=run_id))
+        if retry == "another run":
+            with pytest.raises(UserError, match="is being written by run 'app-1'"):
+                run_job(spark, config)
+            time.sleep(max(0.0, lease_s + 1 - (time.monotonic() - killed_at)))
+        rerun = run_job(spark, config)
         assert rerun["featurize"]["reused_partitions"] == (finished if retry == "same run" else 0)
         assert 2 <= finished < 16 or retry == "another run"
         assert rerun["counts"]["ok"] == len(reference)

@@ -61,6 +61,7 @@ def grown(spark, sample_dir, weights, tmp_path_factory):
     # the same from a previous run that saved no moments (an older run): the kept rows are tallied again
     shutil.copytree(base / "runs" / "a", base / "older")
     (base / "older" / "model" / "moments.npz").unlink()
+    as_written_by_an_older_version(base / "older")
     retallied = run_job(
         spark, build_config({**settings, "output": str(base / "retallied"), "incremental_from": str(base / "older")})
     )
@@ -196,12 +197,20 @@ def test_latest_picks_the_newest_finished_run_with_the_same_settings_and_starts_
     assert any("Passed over 1 newer run(s)" in w and "four" in w for w in fifth["warnings"])
 
 
+def as_written_by_an_older_version(run: Path) -> None:
+    """An older version's manifest recorded no `contents`: its files cannot be checked."""
+    manifest = json.loads((run / MANIFEST).read_text())
+    del manifest["contents"]
+    (run / MANIFEST).write_text(json.dumps(manifest))
+
+
 def test_an_older_runs_output_without_file_times_is_refused(spark, sample_dir, weights, tmp_path):
     old = tmp_path / "old"
     run_job(spark, build_config({"input": str(sample_dir / "Kiwi"), "weights": weights, "output": str(old), "k": 2}))
     for part in (old / "features").glob("*.parquet"):
         table = pq.read_table(part)
         pq.write_table(table.drop_columns(["size", "modified"]), part)
+    as_written_by_an_older_version(old)
     with pytest.raises(UserError, match="made by an older version of the job"):
         run_job(
             spark,
@@ -238,7 +247,7 @@ def _model_missing(tmp_path: Path, finished: Path) -> str:
         ("missing", "does not exist: give the output folder"),
         ("other size", "was made with --image-size 96, this run uses 64"),
         ("same output", "is this run's --output"),
-        ("model missing", "is missing or incomplete"),
+        ("model missing", "changed after its run finished (model/metadata/part-00000 deleted"),
         ("apply with another size", "--image-size 64 differs from the 96 of the run whose model is applied"),
     ],
 )

@@ -77,7 +77,13 @@ def test_odd_but_valid_image_is_featurized(odd_run, name):
 
 def test_manifest_counts_the_failures(odd_run):
     _, manifest, features, errors = odd_run
-    assert manifest["counts"] == {"read": 20, "ok": 16, "failed": 4, "skipped": {"not an image (extension)": 1}}
+    assert manifest["counts"] == {
+        "read": 20,
+        "ok": 16,
+        "failed": 4,
+        "skipped": {"not an image (extension)": 1},
+        "read_retries": 0,
+    }
     assert len(features) == 16 and len(errors) == 4
 
 
@@ -108,10 +114,12 @@ def test_empty_folder(spark, tmp_path, weights):
 
 def test_nothing_decodable_fails_without_a_manifest_but_keeps_the_reasons(spark, tmp_path, weights):
     write_files(tmp_path / "in" / "Junk", {"a.jpg": b"", "b.jpg": b"not an image"})
-    with pytest.raises(UserError, match="Only 0 of 2 images could be decoded"):
-        run_job(spark, config_for(tmp_path / "in", tmp_path / "out", weights))
-    assert not (tmp_path / "out" / "manifest.json").exists()
-    assert len(pq.read_table(tmp_path / "out" / "errors")) == 2
+    with pytest.raises(UserError, match="Only 0 of 2 images could be decoded") as failed:
+        run_job(spark, config_for(tmp_path / "in", tmp_path / "out", weights, run_id="junk"))
+    assert not (tmp_path / "out" / "manifest.json").exists() and not (tmp_path / "out" / "errors").exists()
+    reasons = tmp_path / "out" / "_staging" / "junk" / "errors"
+    assert str(failed.value).endswith(f"the reasons are in {reasons}.")
+    assert len(pq.read_table(reasons)) == 2
 
 
 def test_a_finished_output_is_never_silently_overwritten(spark, odd_run, odd_dataset, weights):

@@ -1,5 +1,6 @@
 """The whole job on the real Fruits-360 sample with the shared pretrained backbone (run once)."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -16,7 +17,13 @@ def run(sample_run):
 def test_every_image_becomes_one_row_with_its_folder_label(run, sample_dir):
     _, manifest, table = run
     assert len(table) == 648 and table["path"].is_unique
-    assert manifest["counts"] == {"read": 648, "ok": 648, "failed": 0, "skipped": {"not an image (extension)": 1}}
+    assert manifest["counts"] == {
+        "read": 648,
+        "ok": 648,
+        "failed": 0,
+        "skipped": {"not an image (extension)": 1},
+        "read_retries": 0,
+    }
     classes = sorted(p.name for p in sample_dir.iterdir() if p.is_dir())
     assert sorted(table["label"].unique()) == classes and len(classes) == 18
     assert all(path.split("/")[-2] == label for path, label in zip(table["path"], table["label"]))
@@ -55,7 +62,13 @@ def test_manifest_is_written_last_and_complete(run):
     assert manifest["cost"]["core_seconds_per_1000_images"] > 0
     assert manifest["versions"]["spark"].startswith("3.5") and "tensorflow-cpu" in manifest["versions"]
     assert len(manifest["labels"]) == 18 and sum(manifest["labels"].values()) == 648
-    assert (output / "errors").is_dir() and (output / "model").is_dir()
+    assert (output / "errors").is_dir() and (output / "model").is_dir() and not (output / "_staging").exists()
+    # every result file as published, with its size and content hash (what later readers verify)
+    files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert sorted(manifest["contents"]) == files and any(f.startswith("features/") for f in files)
+    for name, recorded in manifest["contents"].items():
+        assert recorded["bytes"] == (output / name).stat().st_size
+        assert recorded["sha256"] == hashlib.sha256((output / name).read_bytes()).hexdigest()
     # the manifest is the newest file of the output
     newest = max((p for p in output.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime_ns)
     assert newest.name in ("manifest.json", ".manifest.json.crc")

@@ -104,12 +104,14 @@ def test_the_projection_task_writes_each_sources_rows_with_their_pca(tmp_path):
         (0, RowSource(store, f"{STAGED}/{part_file(0)}")),
         (1, RowSource(store, f"{STAGED}/{part_file(0)}", [2, 5])),
     ]
-    assert list(task(iter(sources))) == [9, 2]
+    assert [done.rows for done in task(iter(sources))] == [9, 2]
     whole, kept = (store.read_table(f"features/{part_file(p)}") for p in (0, 1))
+    assert task.project(0, sources[0][1]).sha256 == store.sha256(f"features/{part_file(0)}")  # hashed as written
     assert whole.schema == FEATURES_SCHEMA and kept["path"].to_pylist() == ["file:/in/L/2.jpg", "file:/in/L/5.jpg"]
     expected = vectors.astype(np.float32).astype(np.float64) @ reduction.weights + reduction.bias
     np.testing.assert_allclose(from_arrow(whole.column("pca")), expected, rtol=1e-5, atol=1e-5)
-    assert list(task(iter([(2, RowSource(store, f"{STAGED}/{part_file(0)}", []))]))) == [0]  # no rows, no file
+    (empty,) = task(iter([(2, RowSource(store, f"{STAGED}/{part_file(0)}", []))]))
+    assert empty.rows == 0 and empty.sha256 == ""  # no rows, no file
     assert not (tmp_path / "features" / part_file(2)).exists()
 
 

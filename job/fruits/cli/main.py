@@ -1,5 +1,7 @@
 """fruitsctl's entry point: the Typer app, and the one place errors become exit codes."""
 
+import os
+import sys
 from functools import partial
 
 import typer
@@ -62,4 +64,20 @@ def _root() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if backbone_still_preparing():
+            # Interpreter shutdown would end the preparing thread inside TensorFlow's C++ code,
+            # which aborts the process (SIGABRT) instead of exiting with our code: leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else 1)
+        raise
+
+
+def backbone_still_preparing() -> bool:
+    """A run failed fast (a refused output, a bad --input) while its backbone was still being
+    prepared in the background; the module is only loaded by the commands that run the job."""
+    module = sys.modules.get("fruits.featurize.backbone_model")
+    return module is not None and module.still_preparing()

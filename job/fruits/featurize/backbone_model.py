@@ -75,13 +75,16 @@ class BackboneInBackground:
     """prepare_backbone(config) on a thread of its own, started before Spark: TensorFlow's
     import and a conversion (~20 s of one core when nothing is baked or cached) then overlap
     the JVM's start and the listing instead of following them. A daemon thread: a run that
-    fails before featurizing exits without waiting for it."""
+    fails before featurizing exits without waiting for it (fruitsctl's entry leaves with
+    os._exit while one is alive: see `still_preparing`)."""
+
+    THREAD_NAME = "prepare-backbone"
 
     def __init__(self, config: JobConfig):
         self._settings = _backbone_settings(config)
         self._result: bytes | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._prepare, args=(config,), name="prepare-backbone", daemon=True)
+        self._thread = threading.Thread(target=self._prepare, args=(config,), name=self.THREAD_NAME, daemon=True)
         self._thread.start()
 
     def _prepare(self, config: JobConfig) -> None:
@@ -98,6 +101,11 @@ class BackboneInBackground:
         if self._error is not None:
             raise self._error
         return self._result
+
+
+def still_preparing() -> bool:
+    """Whether a BackboneInBackground thread of this process is still running."""
+    return any(thread.name == BackboneInBackground.THREAD_NAME for thread in threading.enumerate())
 
 
 def load_backbone(

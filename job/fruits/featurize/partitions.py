@@ -96,14 +96,16 @@ def featurize_files(
 @dataclass(frozen=True)
 class FeaturizePartitions:
     """The featurize task: for each (partition, listed images) it is given, read the images
-    from `source` and write to `store` (the run's output) under STAGED its features
-    (part-NNNNN.parquet, STAGED_SCHEMA) and, last, its tally (stats-NNNNN.npz: counts, feature
-    moments, time spent), and its error rows (ERRORS/part-NNNNN.parquet) where some files could
-    not be read or decoded. `shipped`: the prepared backbone as a Spark broadcast, or None."""
+    from `source` and write to `store` (the run's output) in the run's `staging` folder its
+    features (part-NNNNN.parquet, STAGED_SCHEMA) and, last, its tally (stats-NNNNN.npz: counts,
+    feature moments, time spent), and its error rows (errors/part-NNNNN.parquet there) where
+    some files could not be read or decoded. `shipped`: the prepared backbone as a Spark
+    broadcast, or None."""
 
     config: JobConfig
     source: Store
     store: Store
+    staging: str = STAGED
     progress: ImageCounterAddress | None = None
     shipped: object = None
 
@@ -122,8 +124,8 @@ class FeaturizePartitions:
         counts = PartitionTally(partition, config.fit_fraction, config.seed, cores=threads)
         predict, errors = None, []
         report = ImageReporter(self.progress)
-        with store.writer(f"{STAGED}/{part_file(partition)}", STAGED_SCHEMA) as features:
-            contents = self.source.read_many([image.path for image in images])
+        with store.writer(f"{self.staging}/{part_file(partition)}", STAGED_SCHEMA) as features:
+            contents = self.source.read_many([image.path for image in images], on_retry=counts.retried)
             for start in range(0, len(images), config.batch_size):
                 chunk = images[start : start + config.batch_size]
                 if predict is None:
@@ -142,8 +144,8 @@ class FeaturizePartitions:
                     errors.append(featurized.errors)
                 report.images(len(chunk))
         if errors:
-            store.write(f"{ERRORS}/{part_file(partition)}", pa.concat_tables(errors))
-        store.write_bytes(f"{STAGED}/{stats_file(partition)}", counts.result().to_bytes())  # last: done
+            store.write(f"{self.staging}/{ERRORS}/{part_file(partition)}", pa.concat_tables(errors))
+        store.write_bytes(f"{self.staging}/{stats_file(partition)}", counts.result().to_bytes())  # last: done
 
 
 def featurize(

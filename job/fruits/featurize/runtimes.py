@@ -184,9 +184,17 @@ def cached_by_content(data: bytes, suffix: str) -> Path | None:
 
 def _write_atomically(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
-    partial.write_bytes(data)
-    os.replace(partial, target)  # readers never see half a file
+    # a name of its own per writer: two threads of one process (a refused run's background
+    # conversion and the next run's) may write the same target at once
+    handle, partial = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)  # readers never see half a file
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def bake(folder: str, backbone: str, image_size: int, weights: str) -> Path:

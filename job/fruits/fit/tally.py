@@ -13,6 +13,7 @@ partition merged twice counts once.
 import io
 import json
 import pickle
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ class RunTally:
     splits: Counter = field(default_factory=Counter)  # usable images per split
     moments: Moments = field(default_factory=Moments.empty)  # of the rows sampled for the fit
     core_seconds: float = 0.0  # task time x the task's cores, as spent
+    read_retries: int = 0  # reads retried after a transient storage fault
 
     @property
     def ok(self) -> int:
@@ -64,6 +66,7 @@ class RunTally:
             self.splits + other.splits,
             self.moments.merge(other.moments),
             self.core_seconds + other.core_seconds,
+            self.read_retries + other.read_retries,
         )
 
     def without(self, part: "RunTally", partition: int) -> "RunTally":
@@ -87,6 +90,7 @@ class RunTally:
             "labels": self.labels,
             "splits": self.splits,
             "core_seconds": self.core_seconds,
+            "read_retries": self.read_retries,
         }
         buffer = io.BytesIO()
         upper = _upper_mask(len(self.moments.mean))  # the scatter matrix is symmetric: half of it
@@ -117,6 +121,7 @@ class RunTally:
             Counter(counts["splits"]),
             moments,
             counts["core_seconds"],
+            counts.get("read_retries", 0),  # absent from the tallies of older runs
         )
 
 
@@ -130,7 +135,8 @@ class PartitionTally:
         self._random = np.random.default_rng([seed, partition]) if fit_fraction < 1.0 else None
         self._moments = MomentsBuilder()
         self._started, self._cores = time.perf_counter(), cores
-        self.rows = self.failed = 0
+        self.rows = self.failed = self.read_retries = 0
+        self._lock = threading.Lock()
         self.labels: Counter = Counter()
         self.splits: Counter = Counter()
 
@@ -149,6 +155,11 @@ class PartitionTally:
             vectors = vectors[self._random.random(len(vectors)) < self.fit_fraction]
         self._moments.add(vectors)
 
+    def retried(self) -> None:
+        """A read of this partition retried (Store.read_many's on_retry); on the reader's threads."""
+        with self._lock:
+            self.read_retries += 1
+
     def result(self) -> RunTally:
         return RunTally(
             frozenset([self.partition]),
@@ -158,6 +169,7 @@ class PartitionTally:
             self.splits,
             self._moments.result(),
             (time.perf_counter() - self._started) * self._cores,
+            self.read_retries,
         )
 
 

@@ -28,6 +28,8 @@ PROVIDERS = {
     "static": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
     "static-session": "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
     "default": "com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+    # static keys that stay in the process's environment (a Secret's): the SDK reads them there
+    "static-environment": "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
 }
 SECRET_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key", "fs.s3a.session.token")
 IRSA_VARIABLES = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
@@ -35,6 +37,38 @@ JARS_HINT = (
     "run `make jars` (or `python -m fruits.io.s3a_jars`) for local runs, or add "
     "--spark-conf spark.jars.packages=org.apache.hadoop:hadoop-aws:3.3.4 where Maven is reachable"
 )
+
+# Faults that pass (a stalled or reset connection, throttling, a server's 5xx): the workers
+# retry a read that meets one, with backoff, for up to storage_retry_s(), beyond the SDK's own
+# ATTEMPTS. 60 s by default: twice a typical network blip or S3 throttling episode, yet a dead
+# endpoint fails a task in about a minute and the run, after Spark's task retries, in minutes.
+TRANSIENT = (
+    "Timeout was reached",
+    "curlCode: 28",
+    "curlCode: 52",
+    "curlCode: 56",
+    "NETWORK_CONNECTION",
+    "Connection reset",
+    "SlowDown",
+    "SLOW_DOWN",
+    "Service Unavailable",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_FAILURE",
+    "InternalError",
+    "REQUEST_TIMEOUT",
+    "THROTTLING",
+)
+STORAGE_RETRY_S = 60
+
+
+def storage_retry_s() -> float:
+    """How long a worker retries a read through transient faults ($FRUITS_STORAGE_RETRY_S)."""
+    return float(os.environ.get("FRUITS_STORAGE_RETRY_S", STORAGE_RETRY_S))
+
+
+def is_transient(text: str) -> bool:
+    return any(s in text for s in TRANSIENT)
+
 
 DISK_FULL = ("No space left on device", "[Errno 28]", "errno 28")
 UNREACHABLE = (
@@ -146,6 +180,25 @@ class S3Settings:
         credentials mode (static keys read from `environ` now: S3A takes them as settings)."""
         environ = os.environ if environ is None else environ
         self.check_credentials(environ)
+        conf = self.hadoop_conf_without_keys()
+        if self.credentials == "static":
+            conf.update(
+                {
+                    "fs.s3a.access.key": environ["AWS_ACCESS_KEY_ID"],
+                    "fs.s3a.secret.key": environ["AWS_SECRET_ACCESS_KEY"],
+                }
+            )
+            mode = "static"
+            if token := environ.get("AWS_SESSION_TOKEN"):
+                conf["fs.s3a.session.token"] = token
+                mode = "static-session"
+            conf["fs.s3a.aws.credentials.provider"] = PROVIDERS[mode]
+        return conf
+
+    def hadoop_conf_without_keys(self) -> dict[str, str]:
+        """The same S3A configuration for a process configured before it runs, elsewhere (the
+        History Server, whose settings the chart renders; a test holds the two equal): nothing
+        checked and no keys here; static keys are read from that process's environment."""
         conf = {
             "fs.s3a.impl": S3A_FILESYSTEM,
             "fs.s3.impl": S3A_FILESYSTEM,  # s3:// URIs work like s3a://
@@ -167,17 +220,7 @@ class S3Settings:
             # The regional endpoint: every hadoop-aws honours it (3.3.1 has no fs.s3a.endpoint.region,
             # HADOOP-17705), and the SDK signs for the region it names.
             conf["fs.s3a.endpoint"] = f"s3.{self.region}.amazonaws.com"
-        mode = self.credentials
-        if mode == "static":
-            conf.update(
-                {
-                    "fs.s3a.access.key": environ["AWS_ACCESS_KEY_ID"],
-                    "fs.s3a.secret.key": environ["AWS_SECRET_ACCESS_KEY"],
-                }
-            )
-            if token := environ.get("AWS_SESSION_TOKEN"):
-                conf["fs.s3a.session.token"] = token
-                mode = "static-session"
+        mode = "static-environment" if self.credentials == "static" else self.credentials
         conf["fs.s3a.aws.credentials.provider"] = PROVIDERS[mode]
         return conf
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from fruits.io.output import ERRORS, FEATURES, IN_PROGRESS, MANIFEST
 from fruits.io.s3_settings import S3Settings, is_s3
 from fruits.io.storage import Store
-from fruits.runs.finished_run import FinishedRun
+from fruits.runs.finished_run import FinishedRun, verify
 from fruits.settings.config import DEFAULTS, JobConfig
 from fruits.settings.errors import UserError
 from fruits.write.manifest import upgraded
@@ -76,7 +76,8 @@ def open_run(uri: str, config: JobConfig = DEFAULTS, columns=("path", "label", "
                 "progress): wait for it, or rerun the job."
             )
         raise UserError(f"{uri!r} has no manifest.json: it is not a finished run (incomplete or not a run output).")
-    manifest = upgraded(json.loads(store.read_bytes(MANIFEST)))
+    run = FinishedRun(uri.rstrip("/"), store, upgraded(json.loads(store.read_bytes(MANIFEST))))
+    verify(run, "The run at")  # before its tables are read: they must be the ones it wrote
     features = pq.read_table(f"{root}/{FEATURES}", filesystem=fs, columns=list(columns))
     errors = pq.read_table(f"{root}/{ERRORS}", filesystem=fs)
-    return RunResults(FinishedRun(uri.rstrip("/"), store, manifest), features, errors, s3)
+    return RunResults(run, features, errors, s3)

@@ -66,7 +66,53 @@ def open_finished_run(uri: str, s3: S3Settings, option: str) -> FinishedRun:
             f"{option} {uri!r} holds no finished run (no {MANIFEST}: the run did not finish, or this "
             "is not a run's output); give a finished run's output."
         )
-    return FinishedRun(uri.rstrip("/"), store, manifest)
+    run = FinishedRun(uri.rstrip("/"), store, manifest)
+    verify(run, option)
+    return run
+
+
+RESULT_FOLDERS = ("features", "errors", "model")
+
+
+def changes_since_finished(run: FinishedRun) -> list[str]:
+    """How the run's result files differ from what its manifest recorded when it finished:
+    each file deleted, added, or rewritten. Empty for an unchanged run, and for a run whose
+    manifest recorded no files (an older version's)."""
+    recorded = run.manifest.get("contents")
+    if not isinstance(recorded, dict):
+        return []
+    found = {path: info for folder in RESULT_FOLDERS for path, info in run.store.file_list(folder).items()}
+    changes = [f"{path} deleted" for path in sorted(set(recorded) - set(found))]
+    changes += [f"{path} added" for path in sorted(set(found) - set(recorded))]
+    changes += [
+        f"{path} rewritten"
+        for path in sorted(set(found) & set(recorded))
+        if _rewritten(run.store, path, found[path], recorded[path])
+    ]
+    return changes
+
+
+def _rewritten(store: Store, path: str, found: tuple[int, int], recorded: dict) -> bool:
+    """Another size, or another time and content (a copy of the run has new times only: its
+    content is hashed then, and compared with the hash recorded)."""
+    size, modified = found
+    if size != recorded.get("bytes"):
+        return True
+    if modified == recorded.get("modified_ns"):
+        return False
+    return store.sha256(path) != recorded.get("sha256")
+
+
+def verify(run: FinishedRun, option: str) -> None:
+    """Refuse, in one sentence, a run whose files changed since it finished: its rows, model
+    and manifest would no longer agree."""
+    changes = changes_since_finished(run)
+    if changes:
+        shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
+        raise UserError(
+            f"{option} {run.uri!r} changed after its run finished ({shown}): its files no longer match its "
+            "manifest; rerun it (or restore its files), or give another run."
+        )
 
 
 def latest_run(
@@ -100,7 +146,10 @@ def latest_run(
             f"Passed over {len(newer)} newer run(s) under {prefix!r} made with other backbone settings "
             f"({', '.join(newer[-3:])}): their features are another space."
         )
-    return latest[2] if latest else None
+    if latest is None:
+        return None
+    verify(latest[2], "--incremental-from latest:")
+    return latest[2]
 
 
 def _finished(manifest: dict) -> dt.datetime:

@@ -23,6 +23,7 @@ class Counts:
     ok: int  # rows in features/
     failed: int  # rows in errors/
     skipped: dict[str, int]  # by rule: hidden entries, files that are not images
+    read_retries: int = 0  # reads retried after a transient storage fault (none became an error row)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Manifest:
     featurize: FeaturizeRecord
     cost: dict[str, float]
     files: dict[str, str]
+    # every result file (features/, errors/, model/) as published: size, modification time, SHA-256,
+    # which readers check before they trust the run (fruits.runs.finished_run.verify)
+    contents: dict[str, dict[str, Any]]
     config: dict[str, Any]
     versions: dict[str, str]
     format: str = field(default=FORMAT)
