@@ -37,11 +37,15 @@ ifneq ($(findstring podman,$(CONTAINER)),)
 export CONTAINERS_CONF ?= $(CURDIR)/images/podman/containers.conf
 endif
 VALUES     ?= charts/fruits-pipeline/ci/minikube-values.yaml
+# `make iam-policy`: whose policy (the run's pods, or the History Server's), and its template in deploy/iam/
+ROLE       ?= job
+IAM_TEMPLATE_job := s3-policy.json
+IAM_TEMPLATE_history-server := history-server-policy.json
 OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fruits/cluster/api_errors.py)
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme bench bench-incremental bench-export bench-cli base-install-check clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-cli base-install-check clean image image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -94,6 +98,9 @@ docs: install ## Build the docs site (mkdocs, strict: broken links fail) into .c
 
 chart-readme: install ## Regenerate charts/fruits-pipeline/README.md from the values' `# --` comments
 	$(BIN)/python .ci/chart_readme.py
+
+alert-rules: install ## Regenerate deploy/prometheus/fruits-alerts.yaml from the chart's alert rules
+	$(BIN)/python .ci/alert_rules.py
 
 bench: install ## Benchmark: raw model vs pipeline vs the seeds' approach (table + bench/results.json)
 	$(BIN)/python bench/bench.py --images $(BENCH_IMAGES) --repeats $(BENCH_REPEATS) --sizes "$(BENCH_SIZES)" --scale-images $(BENCH_SCALE_IMAGES)
@@ -151,8 +158,8 @@ policy: install ## Checkov on the chart (every ci/ values file, and the pods the
 	BC_SKIP_MAPPING=TRUE .cache/checkov/bin/checkov --config-file .checkov.yaml --skip-download --compact --quiet \
 	  --framework dockerfile -f images/Dockerfile -f images/spark-base/Dockerfile
 
-iam-policy: install ## The least-privilege S3 policy for a values file's input, output and event logs (VALUES=...)
-	@$(BIN)/python -m fruits.cluster.iam deploy/iam/s3-policy.json $(VALUES)
+iam-policy: install ## The least-privilege S3 policy for a values file (VALUES=...): a run's, or ROLE=history-server's
+	@$(BIN)/python -m fruits.cluster.iam deploy/iam/$(or $(IAM_TEMPLATE_$(ROLE)),$(error ROLE must be job or history-server)) $(VALUES)
 
 chart: install ## Lint and render the chart with VALUES=<values file> (Helm's engine, no helm binary needed)
 	$(BIN)/python -c "import yaml, helm_python as h; v = yaml.safe_load(open('$(VALUES)')); \

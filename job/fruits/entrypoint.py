@@ -7,10 +7,14 @@ Takes the same options as `fruitsctl run` (built from the same JobConfig fields)
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from fruits import __version__
 from fruits.settings.config import FIELDS, build_config, flag, load_config_file, value_type
 from fruits.settings.errors import EXIT_USER_ERROR, UserError
+
+if TYPE_CHECKING:
+    from fruits.write.run_log import TeeLog
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -29,6 +33,14 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fruits.write.run_log import TeeLog
+
+    log = TeeLog()
+    with log.capturing():  # kept under the output's _logs/ once the run holds its output
+        return run(argv, log)
+
+
+def run(argv: list[str] | None, log: "TeeLog") -> int:
     args = vars(argument_parser().parse_args(argv))
     try:
         config_file = args.pop("config_file")
@@ -49,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone = BackboneInBackground(config)  # overlaps the SparkContext's start
         spark = submitted_spark(config)
         try:
-            manifest = run_job(spark, config, backbone=backbone)
+            manifest = run_job(spark, config, backbone=backbone, log=log)
         finally:
             spark.stop()
     except UserError as exc:

@@ -5,7 +5,9 @@ run (fruits.plan), executes it (featurize -> fit -> write, in Spark) and records
 manifest, written last.
 """
 
+import dataclasses
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -45,10 +47,21 @@ from fruits.runs.reuse import (
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import LATEST, JobConfig
 from fruits.settings.errors import UserError, worker_errors_as_user_errors
-from fruits.spark_session import configure_s3a, default_run_id, merge_groups, planned_cores
+from fruits.spark_session import configure_s3a, default_run_id, kubernetes_app_name, merge_groups, planned_cores
 from fruits.write.manifest import BackboneRecord, Counts, FeaturizeRecord, Manifest, PcaRecord, now
 from fruits.write.model_files import load_reduction, save_pipeline_model
 from fruits.write.projection import project_rows
+from fruits.write.run_log import DriverLog, KeptLog
+from fruits.write.run_metrics import (
+    MetricsTarget,
+    failure_metrics,
+    job_key,
+    output_prefix,
+    push,
+    push_record,
+    push_warning,
+    success_metrics,
+)
 
 DROPPED = "dropped"  # in the run's staging folder: the tallies of the previous run's rows left out
 CARRIED = -1  # the partition number of the tally carried over from the previous run
@@ -93,18 +106,60 @@ class Executed:
         return self.output.staging
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """A run's id and clock, and when it started."""
+
+    run_id: str
+    clock: StageClock
+    at: str = field(default_factory=now)  # wall-clock time, for the manifest
+    perf: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.perf, 3)
+
+
 def run_job(
     spark: SparkSession,
     config: JobConfig,
     clock: StageClock | None = None,
     run_id: str | None = None,
     backbone: BackboneInBackground | None = None,
+    log: DriverLog | None = None,
 ) -> dict:
     """Run the whole job for `config`; returns the manifest it wrote. `backbone` is the
-    backbone preparation the caller started before Spark, if it did (else it starts here)."""
-    started, started_at = time.perf_counter(), now()
-    clock = clock or StageClock()
-    run_id = run_id or config.run_id or default_run_id(spark)
+    backbone preparation the caller started before Spark, if it did (else it starts here);
+    `log` is the driver's log, kept under the output's _logs/ once the run holds its output."""
+    start = RunStart(run_id or config.run_id or default_run_id(spark), clock or StageClock())
+    metrics = metrics_target(spark, config)
+    try:
+        return run_and_record(spark, config, start, backbone, metrics, log)
+    except BaseException as exc:
+        if metrics is not None:  # a failure is pushed too: an alert names it
+            timings = {**start.clock.timings, "total": start.seconds()}
+            reason = push(metrics, failure_metrics(metrics, start.run_id, exc, timings, time.time()), replace=False)
+            if reason:
+                print(f"Warning: {push_warning(metrics, reason)}", file=sys.stderr, flush=True)
+        raise
+
+
+def metrics_target(spark: SparkSession, config: JobConfig) -> MetricsTarget | None:
+    """Where the run's metrics go (--metrics-url), grouped so that a schedule's runs continue one series."""
+    if not config.metrics_url:
+        return None
+    job = config.metrics_job or job_key(kubernetes_app_name(spark))
+    return MetricsTarget(config.metrics_url, job, output_prefix(config.output or ""))
+
+
+def run_and_record(
+    spark: SparkSession,
+    config: JobConfig,
+    start: RunStart,
+    backbone: BackboneInBackground | None,
+    metrics: MetricsTarget | None,
+    log: DriverLog | None,
+) -> dict:
+    run_id, clock = start.run_id, start.clock
     config = with_applied_settings(with_run_id(config, run_id))
     assert config.output is not None  # with_run_id refuses a config without --input and --output
     if backbone is None or not backbone.prepares_for(config):
@@ -116,18 +171,33 @@ def run_job(
             output = RunOutput(stores.target, shown=config.output)
             resuming = output.claim(run_id, config.overwrite, plan.fingerprint)
     executed = Executed(output)
+    kept = KeptLog(log, stores.target, run_id) if log is not None else None
     try:
         execute(Context(spark, stores, clock, backbone), plan, executed, resuming)
         with storage_errors_as_user_errors(config.output, stores.s3):
             executed.files = output.publish(executed.hashes)
-            manifest = record(plan, executed, clock, started_at, time.perf_counter() - started, spark.version)
+            manifest = record(plan, executed, clock, start.at, start.seconds(), spark.version)
+            manifest = dataclasses.replace(manifest, log=kept.name if kept else None)
+            if metrics is not None:  # before the manifest, which records whether the push worked
+                manifest = pushed(manifest, metrics)
             output.complete(manifest.to_dict())
     except BaseException as exc:
         # a user error is final: its staged files go (unless the message points at them); a
         # crash keeps them for a retried driver of this run, which resumes from its tallies
         output.abandon(keep_staging=executed.keep_staging or not isinstance(exc, UserError))
+        if kept is not None:
+            kept.keep(exc)
         raise
+    if kept is not None:
+        kept.keep(None)
     return manifest.to_dict()
+
+
+def pushed(manifest: Manifest, metrics: MetricsTarget) -> Manifest:
+    """The manifest, once its metrics went to the Pushgateway, saying whether they did."""
+    reason = push(metrics, success_metrics(metrics, manifest, time.time()), replace=True)
+    warnings = [*manifest.warnings, push_warning(metrics, reason)] if reason else manifest.warnings
+    return dataclasses.replace(manifest, metrics=push_record(metrics, reason), warnings=warnings)
 
 
 def open_stores(spark: SparkSession, config: JobConfig) -> Stores:

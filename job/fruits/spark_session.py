@@ -131,10 +131,14 @@ def default_run_id(spark: "SparkSession") -> str:
     after the SparkApplication (the spark-operator passes `--name`), which is stable across
     the driver attempts of one application and unique per scheduled run; a retried driver
     then finds its own output. Elsewhere, `new_run_id()`."""
-    conf = spark.sparkContext.getConf()
-    if conf.get("spark.kubernetes.driver.pod.name", None):
+    return kubernetes_app_name(spark) or new_run_id()
+
+
+def kubernetes_app_name(spark: "SparkSession") -> str | None:
+    """The SparkApplication's name when the driver runs on Kubernetes, else None."""
+    if spark.sparkContext.getConf().get("spark.kubernetes.driver.pod.name", None):
         return cast(str, spark.sparkContext.appName)  # a running context has a name (pyspark: Optional)
-    return new_run_id()
+    return None
 
 
 def planned_cores(spark: "SparkSession") -> int:

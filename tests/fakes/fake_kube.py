@@ -1,10 +1,10 @@
 """A small Kubernetes API over real HTTP: the parts fruitsctl uses, for the official client.
 
 SparkApplications (create/get/list/delete, label selectors), namespaces and
-ServiceAccounts (read), pods, pod logs (streamed with follow=true; timestamps and
-sinceSeconds as the kubelet gives them), events (listed, or watched from a resourceVersion
-for timeoutSeconds; a version older than the fake keeps gets 410 Gone). As the real API
-does, nothing is created in a namespace that does not exist. Tests can cut the next streams
+ServiceAccounts (read), Services (get; list, label selectors), pods, pod logs (streamed with
+follow=true; timestamps and sinceSeconds as the kubelet gives them), events (listed, or
+watched from a resourceVersion for timeoutSeconds; a version older than the fake keeps gets
+410 Gone). As the real API does, nothing is created in a namespace that does not exist. Tests can cut the next streams
 short (`cut_streams`: the connection closes mid-body after N lines), as a restarting API
 server or a proxy's idle timeout does. Tests play the spark-operator
 by setting `status` through `FakeKube.set_status`, or run tests/fake_operator.py's
@@ -30,6 +30,7 @@ POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/log)?$")
 NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 SERVICE_ACCOUNT = re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)$")
 EVENTS = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
+SERVICES = re.compile(r"^/api/v1/namespaces/([^/]+)/services(?:/([^/]+))?$")
 
 
 def now() -> str:
@@ -59,6 +60,7 @@ class FakeKube:
     def __init__(self, tls: "ssl.SSLContext | None" = None):
         self.apps: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
+        self.services: dict[tuple[str, str], dict] = {}
         self.logs: dict[tuple[str, str], list[tuple[float, str]]] = {}  # (time.time_ns(), line)
         self.logs_closed: set[tuple[str, str]] = set()
         self.events: list[dict] = []
@@ -132,6 +134,8 @@ class FakeKube:
                     if not fake.crd_installed:
                         return self._send(404, b"404 page not found", "text/plain")
                     return self._apps(method, match.group(1), match.group(2), body, query)
+                if match := SERVICES.match(url.path):
+                    return self._services(match.group(1), match.group(2), query)
                 if match := POD.match(url.path):
                     return self._pod(match.group(1), match.group(2), bool(match.group(3)), query)
                 if match := EVENTS.match(url.path):
@@ -228,6 +232,31 @@ class FakeKube:
                         del fake.apps[key]
                         return self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
                 return self._send(405, status(405, "MethodNotAllowed", method))
+
+            def _services(self, namespace, name, query):
+                with fake.lock:
+                    if name is not None:
+                        found = fake.services.get((namespace, name))
+                        if found is None:
+                            return self._send(
+                                404,
+                                status(
+                                    404,
+                                    "NotFound",
+                                    f'services "{name}" not found',
+                                    {"name": name, "kind": "services"},
+                                ),
+                            )
+                        return self._send(200, {"apiVersion": "v1", "kind": "Service", **found})
+                    wanted = dict(p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p)
+                    items = [  # as the real API lists them: without kind and apiVersion
+                        s
+                        for (ns, _), s in fake.services.items()
+                        if ns == namespace
+                        and all(s["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+                    ]
+                    listed = {"resourceVersion": str(fake.version)}
+                return self._send(200, {"kind": "ServiceList", "apiVersion": "v1", "metadata": listed, "items": items})
 
             def _pod(self, namespace, name, log, query):
                 key = (namespace, name)
@@ -394,6 +423,27 @@ class FakeKube:
                 }
             if ended:
                 app_status["terminationTime"] = now()
+
+    def service(self, namespace: str, name: str, labels: dict, annotations: dict, port: int):
+        """A Service in the cluster (as the chart creates the History Server's)."""
+        with self.lock:
+            self.services[(namespace, name)] = {
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "creationTimestamp": now(),
+                    "labels": labels,
+                    "annotations": annotations,
+                },
+                "spec": {
+                    "type": "ClusterIP",
+                    "clusterIP": "10.96.0.42",
+                    "selector": labels,
+                    "ports": [{"name": "http", "protocol": "TCP", "port": port, "targetPort": "http"}],
+                },
+                "status": {"loadBalancer": {}},
+            }
 
     def log(self, namespace: str, pod: str, *lines: str, close: bool = False, at: int | None = None):
         """Lines the pod writes now (or all at the time `at`, ns since the epoch)."""

@@ -1,20 +1,23 @@
 """fruitsctl against a Kubernetes API over real HTTP (tests/fake_kube.py plays the API and the operator)."""
 
 import json
+import os
 import threading
 import time
 
 import pytest
 import yaml
+from helm_python import Chart
 from typer.testing import CliRunner
 
 from fakes.fake_kube import FakeKube
 from fakes.fake_operator import FakeOperator
 from fruits.cli import cluster as cluster_cli
 from fruits.cli.main import app
-from fruits.cluster import retry
+from fruits.cluster import history_server, retry
 from fruits.entrypoint import argument_parser
 from fruits.settings.config import build_config
+from support.chart_render import CHART, render
 from support.console_text import flat
 from support.crd_schema import tighten, validate, validator
 
@@ -127,6 +130,7 @@ def test_render_reads_job_and_cluster_options_from_one_config_file(tmp_path):
     [
         (["--name", "Bad_Name"], "is not a valid SparkApplication name"),
         (["--executor-memory", "lots"], "must be a Spark memory size"),
+        (["--event-log-max-file-size", "5m"], "--event-log-max-file-size must be a Spark size of at least 10m"),
         (["--executors", "0"], "--executors must be between 1 and 1000"),
         (["--conf", "novalue"], "takes KEY=VALUE"),
         (["--s3-credentials", "static"], "--s3-credentials static needs --s3-secret NAME"),
@@ -135,6 +139,19 @@ def test_render_reads_job_and_cluster_options_from_one_config_file(tmp_path):
 def test_render_refuses_bad_cluster_options(args, message):
     result = runner.invoke(app, ["render", *JOB, *args])
     assert result.exit_code == 2 and message in flat(result.output)
+
+
+def test_render_with_an_event_log_rolls_it():
+    events = ["--event-log-dir", "s3a://fruits/spark-events", "--event-log-max-file-size", "256m"]
+    conf = yaml.safe_load(runner.invoke(app, ["render", *JOB, *events]).output)["spec"]["sparkConf"]
+    assert {key: value for key, value in conf.items() if key.startswith("spark.eventLog.")} == {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": "s3a://fruits/spark-events",
+        "spark.eventLog.rolling.enabled": "true",
+        "spark.eventLog.rolling.maxFileSize": "256m",
+    }
+    plain = yaml.safe_load(runner.invoke(app, ["render", *JOB]).output)["spec"]["sparkConf"]
+    assert not [key for key in plain if key.startswith("spark.eventLog.")]
 
 
 def test_the_tightened_schema_catches_a_misspelt_key():
@@ -372,6 +389,38 @@ def test_logs_and_events(finished):
     assert "Scheduled" in text and "OOMKilling" in text and "fr-b" not in text
 
 
+def test_logs_of_a_run_whose_driver_pod_is_gone_shows_the_log_it_kept(kube, s3_server):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="kept-logs")
+    job = ["--input", "s3a://kept-logs/in", "--output", "s3a://kept-logs/runs/{run_id}", "--s3-credentials", "irsa"]
+    assert cli(kube, "submit", *job, "--name", "fr-gone").exit_code == 0
+    kube.set_status("default", "fr-gone", "FAILED", {}, "fr-gone-driver", error="driver failed", ended=True)
+    for stamp, text in (
+        ("20261204T030000000000Z", "first attempt\n"),
+        ("20261204T031500000000Z", "Error: Only 0 of 2\n"),
+    ):
+        s3.put_object(Bucket="kept-logs", Key=f"runs/fr-gone/_logs/fr-gone-{stamp}-driver.log", Body=text.encode())
+    kube.log("default", "fr-gone-driver", "live line", close=True)
+    assert cli(kube, "logs", "fr-gone").output.splitlines() == ["live line"]  # the pod is there: its log
+
+    del kube.pods[("default", "fr-gone-driver")]  # the operator's TTL removed it
+    gone = cli(kube, "logs", "fr-gone")
+    assert gone.exit_code == 0, gone.output
+    lines = gone.output.splitlines()
+    assert lines[-1] == "Error: Only 0 of 2"  # the last attempt's log
+    assert "is gone" in flat(gone.output) and "s3a://kept-logs/runs/fr-gone/_logs/fr-gone-20261204T031500" in flat(
+        gone.output
+    )
+
+    assert cli(kube, "submit", *job, "--name", "fr-none").exit_code == 0
+    kube.set_status("default", "fr-none", "FAILED", {}, "fr-none-driver", ended=True)
+    del kube.pods[("default", "fr-none-driver")]
+    none = cli(kube, "logs", "fr-none")
+    assert none.exit_code == 2 and "no log was kept in s3a://kept-logs/runs/fr-none/_logs/" in flat(none.output)
+
+
 def running_driver(kube, name="fr-live"):
     assert cli(kube, "submit", *JOB, "--name", name).exit_code == 0
     kube.set_status("default", name, "RUNNING", {f"{name}-exec-1": "RUNNING"}, f"{name}-driver")
@@ -461,6 +510,88 @@ def test_ui_port_forwards_to_a_running_driver(kube):
     result = cli(kube, "ui", "live", "--port", "4141", "--print-command")
     assert result.exit_code == 0
     assert result.output.split()[:5] == ["kubectl", "port-forward", "pod/live-driver", "4141:4040", "--namespace"]
+
+
+EVENTS = "s3a://fruits/spark-events"
+
+
+def chart_history_server(log_directory: str, release: str = "fruits") -> dict:
+    """The History Server's Service as the chart renders it."""
+    values = {
+        "job": {"input": "s3a://fruits/in", "output": "s3a://fruits/out"},
+        "cluster": {"eventLogDir": log_directory},
+        "historyServer": {"enabled": True},
+    }
+    (service,) = render(Chart.load(str(CHART)), values, name=release, namespace="default")["Service"]
+    return service
+
+
+def add_service(kube, service: dict) -> str:
+    meta = service["metadata"]
+    kube.service("default", meta["name"], meta["labels"], meta["annotations"], service["spec"]["ports"][0]["port"])
+    return meta["name"]
+
+
+@pytest.fixture
+def ended(kube):
+    """A finished run that wrote its event log, with the Spark application id the operator recorded."""
+    assert cli(kube, "submit", *JOB, "--name", "done", "--event-log-dir", EVENTS).exit_code == 0
+    kube.set_status("default", "done", "COMPLETED", {}, "done-driver", ended=True)
+    kube.apps[("default", "done")]["status"]["sparkApplicationId"] = "spark-4f1c2a"
+    return kube
+
+
+def test_ui_of_a_finished_run_port_forwards_to_the_history_server_reading_its_event_logs(ended, tmp_path, monkeypatch):
+    missing = cli(ended, "ui", "done")
+    assert missing.exit_code == 2 and "historyServer.enabled=true" in flat(missing.output)
+    add_service(ended, chart_history_server("s3a://fruits/other-events", release="aaa"))  # listed first, elsewhere
+    name = add_service(ended, chart_history_server(EVENTS + "/"))
+    result = cli(ended, "ui", "done", "--port", "4141", "--print-command")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [
+        "kubectl",
+        "port-forward",
+        f"service/{name}",
+        "4141:18080",
+        "--namespace",
+        "default",
+        "--kubeconfig",
+        ended.config,
+    ]
+    page = "http://localhost:4141/history/spark-4f1c2a/jobs/"
+    assert page in flat(result.output)
+    listed = [query for path, query in ended.queries if path == "/api/v1/namespaces/default/services"]
+    assert listed and all(q["labelSelector"] == history_server.SELECTOR for q in listed)
+
+    kubectl = tmp_path / "bin" / "kubectl"  # a kubectl that records what it was asked to do
+    kubectl.parent.mkdir()
+    kubectl.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "kubectl-args"}\n')
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{kubectl.parent}:{os.environ['PATH']}")
+    opened = cli(ended, "ui", "done", "--port", "4141")
+    assert opened.exit_code == 0, opened.output
+    assert (tmp_path / "kubectl-args").read_text().split() == result.stdout.split()[1:]
+    (line,) = opened.output.strip().splitlines()
+    assert line == (
+        f"The driver of done has ended (COMPLETED): its Spark UI is on the History Server service/{name}: "
+        f"{page}  (Ctrl-C to stop)"
+    )
+
+
+def test_ui_of_a_finished_run_takes_a_named_history_server_and_refuses_a_run_without_event_logs(ended):
+    ended.namespaces.add("spark-history")
+    ended.service("spark-history", "history", {}, {}, 18080)
+    result = cli(ended, "ui", "done", "--history-server", "spark-history/history", "--print-command")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split()[2:6] == ["service/history", "4040:18080", "--namespace", "spark-history"]
+    gone = cli(ended, "ui", "done", "--history-server", "nope")
+    assert gone.exit_code == 2 and "services 'nope' not found in namespace 'default'" in flat(gone.output)
+    assert cli(ended, "submit", *JOB, "--name", "unlogged").exit_code == 0
+    ended.set_status("default", "unlogged", "FAILED", {}, "unlogged-driver", ended=True)
+    ended.apps[("default", "unlogged")]["status"]["sparkApplicationId"] = "spark-99"
+    unlogged = cli(ended, "ui", "unlogged")
+    assert unlogged.exit_code == 2 and "wrote no Spark event log" in flat(unlogged.output)
+    assert "--event-log-dir" in flat(unlogged.output)
 
 
 # ---------------------------------------------------------------- errors

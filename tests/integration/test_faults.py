@@ -372,14 +372,18 @@ def test_a_full_disk_ends_in_one_sentence_and_no_output_that_looks_complete(smal
     command = (
         f"mount -t tmpfs -o size=400k tmpfs {disk} && {FRUITSCTL} run --spark-conf spark.ui.enabled=false "
         f"--input '{small_input}' --output '{output}' --weights '{weights}' --image-size 96 --k 10; "
-        f"status=$?; ls -A {disk} > {tmp_path / 'left'}; exit $status"
+        f"status=$?; ls -A {disk} > {tmp_path / 'left'}; ls -A {output} > {tmp_path / 'left_in_run'}; "
+        f"tail -n 1 {output}/_logs/*-driver.log > {tmp_path / 'kept_log_ends'}; exit $status"
     )
     done = subprocess.run([*unshare, "sh", "-c", command], capture_output=True, text=True, timeout=600)
     printed = flat(done.stdout + done.stderr)
     assert done.returncode == 2, printed
     assert "Error: A disk is full (No space left on device) while the job writes" in printed
     assert "Traceback" not in printed
-    assert (tmp_path / "left").read_text() == ""  # the run created the output folder, and removed it
+    # the run created the output folder and removed all it wrote but the log it keeps of why
+    assert (tmp_path / "left").read_text() == "run\n"
+    assert (tmp_path / "left_in_run").read_text() == "_logs\n"
+    assert (tmp_path / "kept_log_ends").read_text().startswith("Error: A disk is full (No space left on device)")
 
 
 # ------------------------------------------------------------------ options the data cannot honour

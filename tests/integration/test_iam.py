@@ -6,7 +6,8 @@ The job's own S3 traffic (listing, reading the images, writing and committing ev
 file) goes through pyarrow, which moto's IAM check serves. Spark's S3A connector (SDK v1),
 which writes the event logs, gets 403 from moto's IAM check even with s3:* (the previous
 session's finding, reproduced), so the event-log statement is proven with the SDK's own
-calls as the principal: the writes Spark's event log makes."""
+calls as the principal: the writes Spark's event log makes. The History Server's policy
+(deploy/iam/history-server-policy.json) is proven the same way, as the reads it makes."""
 
 import json
 import os
@@ -17,13 +18,16 @@ from pathlib import Path
 import boto3
 import moto.settings
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from fruits.cli.main import app
-from fruits.cluster.iam import EVENT_LOG_STATEMENT, render_policy
+from fruits.cluster.iam import CLEANER_STATEMENT, EVENT_LOG_STATEMENT, render_history_server_policy, render_policy
+from fruits.settings.errors import UserError
 from support.console_text import flat
 
 ROOT = Path(__file__).resolve().parents[2]
+HISTORY_SERVER_TEMPLATE = ROOT / "deploy" / "iam" / "history-server-policy.json"
 BUCKET = "iam-fruits"
 VALUES = {
     "job": {
@@ -33,21 +37,26 @@ VALUES = {
     },
     "cluster": {"eventLogDir": f"s3a://{BUCKET}/spark-events"},
 }
+HISTORY_SERVER_VALUES = {**VALUES, "historyServer": {"enabled": True}}
+EVENT_LOG = "spark-events/eventlog_v2_spark-0a1b/events_1_spark-0a1b"
 
 
 @pytest.fixture(scope="module")
 def principals(s3_server, sample_dir):
-    """The bucket, the images, and two IAM users: one with the rendered policy, one with the
-    same policy less its event-log statement. IAM is enforced from here on."""
+    """The bucket, the images, an event log, and three IAM users: one with the rendered policy, one
+    with the same policy less its event-log statement, and the History Server with its own policy.
+    IAM is enforced from here on."""
     s3, iam = boto3.client("s3"), boto3.client("iam", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     for image in sorted((sample_dir / "Kiwi").glob("*.jpg"))[:4]:
         s3.upload_file(str(image), BUCKET, f"photos/Kiwi/{image.name}")
     s3.put_object(Bucket=BUCKET, Key="spark-events/", Body=b"")
+    s3.put_object(Bucket=BUCKET, Key=EVENT_LOG, Body=b'{"Event":"SparkListenerLogStart"}\n')
     policy = render_policy((ROOT / "deploy" / "iam" / "s3-policy.json").read_text(), VALUES)
     without_logs = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != EVENT_LOG_STATEMENT]}
+    history_server = render_history_server_policy(HISTORY_SERVER_TEMPLATE.read_text(), HISTORY_SERVER_VALUES)
     keys = {}
-    for user, document in (("job", policy), ("no-event-logs", without_logs)):
+    for user, document in (("job", policy), ("no-event-logs", without_logs), ("history-server", history_server)):
         iam.create_user(UserName=user)
         iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(document))
         key = iam.create_access_key(UserName=user)["AccessKey"]
@@ -162,3 +171,50 @@ def test_the_event_log_prefix_is_writable_only_with_its_statement(principals, us
     except s3.exceptions.ClientError as exc:
         denied = exc.response["Error"]["Code"] in ("AccessDenied", "403")
     assert denied is not allowed
+
+
+def allowed(call) -> bool:
+    try:
+        call()
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("AccessDenied", "403"):
+            raise
+        return False
+
+
+def test_the_history_server_may_list_and_read_the_event_logs_and_nothing_else(principals):
+    """What Spark's History Server does on S3A (list the log directory and each application's
+    folder, read the logs), allowed; writing, deleting and reading elsewhere, denied."""
+    s3 = client(principals["history-server"])
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix="spark-events/", Delimiter="/")
+    assert [p["Prefix"] for p in listing.get("CommonPrefixes", [])] == ["spark-events/eventlog_v2_spark-0a1b/"]
+    assert s3.get_object(Bucket=BUCKET, Key=EVENT_LOG)["Body"].read().startswith(b'{"Event"')
+    assert allowed(lambda: s3.head_object(Bucket=BUCKET, Key="spark-events/"))
+    assert not allowed(lambda: s3.put_object(Bucket=BUCKET, Key="spark-events/forged", Body=b"{}"))
+    assert not allowed(lambda: s3.delete_object(Bucket=BUCKET, Key=EVENT_LOG))
+    assert not allowed(lambda: s3.get_object(Bucket=BUCKET, Key="photos/Kiwi/" + photo_name(principals)))
+
+
+def photo_name(principals) -> str:
+    listing = client(principals["job"]).list_objects_v2(Bucket=BUCKET, Prefix="photos/Kiwi/")
+    return listing["Contents"][0]["Key"].rsplit("/", 1)[1]
+
+
+def test_the_history_server_policy_lists_only_its_prefix_and_deletes_only_with_the_cleaner():
+    """moto does not evaluate the s3:prefix condition, so the listing's limit is checked here."""
+    template = HISTORY_SERVER_TEMPLATE.read_text()
+    policy = render_history_server_policy(template, HISTORY_SERVER_VALUES)
+    listing = next(s for s in policy["Statement"] if "s3:ListBucket" in s["Action"])
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["spark-events", "spark-events/*"]}}
+    actions = {action for s in policy["Statement"] for action in s["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
+    cleaning = render_history_server_policy(
+        template, {**VALUES, "historyServer": {"enabled": True, "cleaner": {"enabled": True}}}
+    )
+    (delete,) = [s for s in cleaning["Statement"] if s["Sid"] == CLEANER_STATEMENT]
+    assert delete["Action"] == ["s3:DeleteObject"] and delete["Resource"] == [f"arn:aws:s3:::{BUCKET}/spark-events/*"]
+    own = render_history_server_policy(template, {"historyServer": {"logDirectory": "s3a://logs/spark/events/"}})
+    assert {r for s in own["Statement"] for r in [s["Resource"]] if isinstance(r, str)} == {"arn:aws:s3:::logs"}
+    with pytest.raises(UserError, match="must name a prefix"):
+        render_history_server_policy(template, {"cluster": {"eventLogDir": "s3a://logs"}})

@@ -151,7 +151,9 @@ def test_two_runs_started_at_once_leave_exactly_one_run(small_input, weights, tm
     manifest = json.loads((output / MANIFEST).read_text())
     assert manifest["run_id"] == f"run-{winner}" and manifest["counts"]["ok"] == 108
     assert pq.read_table(output / "features").num_rows == 108
-    assert sorted(p.name for p in output.iterdir()) == ["errors", "features", "manifest.json", "model"]
+    assert sorted(p.name for p in output.iterdir()) == ["_logs", "errors", "features", "manifest.json", "model"]
+    # the refused run held nothing, so it kept no log there: only the winner's
+    assert [p.name.split("-driver")[0].rsplit("-", 1)[0] for p in (output / "_logs").iterdir()] == [f"run-{winner}"]
 
 
 def test_a_dead_runs_claim_is_taken_over_after_its_lease_and_a_retried_driver_takes_its_own_back(tmp_path):

@@ -66,9 +66,13 @@ def canary_run(s3_server, sample_dir, weights, tmp_path_factory):
 def test_not_in_the_terminal_the_output_or_spark_s_event_log(canary_run):
     done, events, s3, _ = canary_run
     assert CANARY not in done.stdout + done.stderr
+    keys = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="out/"):
         for item in page["Contents"]:
+            keys.append(item["Key"])
             assert CANARY.encode() not in s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read(), item["Key"]
+    (kept_log,) = [key for key in keys if key.startswith("out/_logs/") and not key.endswith("/")]  # redacted
+    assert kept_log.endswith("-driver.log")
     (log,) = events.iterdir()
     text = log.read_text()
     assert "fs.s3a.secret.key" in text and CANARY not in text  # Spark redacts what it records

@@ -39,18 +39,21 @@ def validator(kind: str = "sparkapplications") -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(tighten(version["schema"]["openAPIV3Schema"]))
 
 
-GITOPS_CRDS = {  # kind -> (CRD file in ../shared/crds, served version)
+CLOSED_CRDS = {  # kind -> (CRD file in ../shared/crds, served version)
     "HelmRelease": ("helm.toolkit.fluxcd.io_helmreleases.yaml", "v2"),
     "GitRepository": ("source.toolkit.fluxcd.io_gitrepositories.yaml", "v1"),
     "Application": ("argoproj.io_applications.yaml", "v1alpha1"),
+    "PodMonitor": ("monitoring.coreos.com_podmonitors.yaml", "v1"),
+    "PrometheusRule": ("monitoring.coreos.com_prometheusrules.yaml", "v1"),
 }
 
 
 @cache
-def gitops_validator(kind: str) -> jsonschema.Draft7Validator:
-    """A Flux or Argo CD kind's real schema, closed like the SparkApplication's (a field at the
-    wrong level is an error here, where the controller would silently drop it)."""
-    file, served = GITOPS_CRDS[kind]
+def closed_validator(kind: str) -> jsonschema.Draft7Validator:
+    """A Flux, Argo CD or prometheus-operator kind's real schema, closed like the
+    SparkApplication's (a field at the wrong level is an error here, where the controller
+    would silently drop it)."""
+    file, served = CLOSED_CRDS[kind]
     crd = yaml.safe_load(require_shared(CRDS / file).read_text())
     version = next(v for v in crd["spec"]["versions"] if v["name"] == served)
     return jsonschema.Draft7Validator(tighten(version["schema"]["openAPIV3Schema"]))

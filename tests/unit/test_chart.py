@@ -1,6 +1,8 @@
 """The Helm chart, rendered by Helm's own engine (helm-python-sdk): lint, schema, objects, contracts."""
 
 import copy
+import importlib.util
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -8,8 +10,11 @@ import yaml
 from helm_python import Chart, HelmError, lint
 from kubernetes_validate import validate as validate_core
 
-from fruits.cluster.cluster_config import CLUSTER_FIELDS, ClusterConfig, spark_version
+from fruits.cluster import history_server
+from fruits.cluster.api_errors import matching
+from fruits.cluster.cluster_config import CLUSTER_FIELDS, SPARK_UID, ClusterConfig, spark_version
 from fruits.cluster.spark_application import camel, spark_application
+from fruits.io.s3_settings import PROVIDERS, S3Settings
 from fruits.settings.config import FIELDS, JobConfig, build_config
 from fruits.spark_session import JOB_SPARK_CONF
 from support.chart_render import CHART, render
@@ -19,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 BASE = {"job": {"input": "s3a://fruits/in", "output": "s3a://fruits/out"}}
 CHART_ONLY_CLUSTER = {"name", "namespace"}  # the release gives these
+CORE_KINDS = ("ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "ConfigMap", "Deployment", "Service")
+COMPONENT = "app.kubernetes.io/component"
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +50,10 @@ def test_every_rendered_object_is_valid(chart, values_file):
     spark = objects.get("SparkApplication", []) + objects.get("ScheduledSparkApplication", [])
     assert len(spark) == 1
     validate(spark[0])
-    assert [len(objects[kind]) for kind in ("ServiceAccount", "Role", "RoleBinding")] == [2, 1, 1]
-    for kind in ("ServiceAccount", "Role", "RoleBinding"):
-        for document in objects[kind]:
+    run_accounts = [a for a in objects["ServiceAccount"] if a["metadata"]["labels"][COMPONENT] == "featurize"]
+    assert [len(run_accounts), len(objects["Role"]), len(objects["RoleBinding"])] == [2, 1, 1]
+    for kind in CORE_KINDS:
+        for document in objects.get(kind, []):
             validate_core(document, "1.31.0", strict=True)
 
 
@@ -283,6 +291,8 @@ def settings_to_values(job: dict, cluster: dict) -> dict:
                 "s3_path_style": True,
                 "s3_credentials": "static",
                 "overwrite": True,
+                "metrics_url": "http://pushgateway.monitoring:9091",
+                "metrics_job": "nightly",
             },
             {
                 "executors": 5,
@@ -291,6 +301,8 @@ def settings_to_values(job: dict, cluster: dict) -> dict:
                 "s3_secret": "keys",
                 "retries": 4,
                 "event_log_dir": "s3a://b/events",
+                "event_log_max_file_size": "256m",
+                "prometheus_metrics": True,
                 "ttl_seconds": 3600,
                 "spark_conf": {"spark.x": "1"},
                 "labels": {"team": "vision"},
@@ -319,3 +331,164 @@ def test_the_chart_renders_exactly_what_fruitsctl_render_prints(chart, job, clus
         managed_by="Helm",
     )
     assert rendered == expected
+
+
+# ---------------------------------------------------------------- the History Server
+EKS = CHART / "ci" / "eks-values.yaml"
+WITH_HISTORY_SERVER = {
+    **BASE,
+    "cluster": {"eventLogDir": "s3a://fruits/spark-events"},
+    "historyServer": {"enabled": True},
+}
+
+
+def history_server_objects(objects: dict[str, list[dict]]) -> dict[str, dict]:
+    """The History Server's objects, by kind (one of each)."""
+    found = [
+        d
+        for documents in objects.values()
+        for d in documents
+        if d["metadata"]["labels"].get(COMPONENT) == "history-server"
+    ]
+    assert len({d["kind"] for d in found}) == len(found)
+    return {d["kind"]: d for d in found}
+
+
+def properties(config_map: dict) -> dict[str, str]:
+    (text,) = config_map["data"].values()
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_the_history_server_on_eks_is_restricted_read_only_and_reads_the_event_logs_with_its_own_role(chart):
+    objects = render(chart, ci_values(EKS))
+    server = history_server_objects(objects)
+    assert set(server) == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+    account = server["ServiceAccount"]
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/fruits-history-server"  # not the runs' role
+    }
+    assert account["automountServiceAccountToken"] is False
+    deployment = server["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deployment["spec"]["replicas"] == 1
+    assert pod["serviceAccountName"] == account["metadata"]["name"] and pod["automountServiceAccountToken"] is False
+    as_operator_pod = {"securityContext": container["securityContext"], "podSecurityContext": pod["securityContext"]}
+    assert restricted_violations(pod, as_operator_pod) == []
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == container["securityContext"]["runAsUser"] == SPARK_UID
+    conf = properties(server["ConfigMap"])
+    assert conf["spark.history.fs.logDirectory"] == "s3a://fruits-data/spark-events"  # cluster.eventLogDir
+    assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == PROVIDERS["irsa"] and "envFrom" not in container
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "s3.eu-west-1.amazonaws.com"  # job.s3Region
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    for writable in ("/tmp", conf["spark.history.store.path"]):  # size-limited emptyDirs, the only writable places
+        assert volumes[mounts[writable]["name"]]["emptyDir"]["sizeLimit"]
+    (conf_file,) = server["ConfigMap"]["data"]
+    conf_mount = next(m for m in container["volumeMounts"] if volumes[m["name"]].get("configMap"))
+    assert conf_mount["readOnly"] is True and container["command"][-2:] == [
+        "--properties-file",
+        f"{conf_mount['mountPath']}/{conf_file}",
+    ]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/api/v1/version", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": int(conf["spark.history.ui.port"])}]
+    service = server["Service"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 18080, "targetPort": "http"}]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    # how `fruitsctl ui` finds it: its labels, and the directory it reads
+    assert matching([service], history_server.SELECTOR) == [service]
+    assert history_server.reading([service], "s3a://fruits-data/spark-events/") == [service]
+    # only its own NetworkPolicy applies to it: its port, from pods of its namespace
+    (run_policy,) = [p for p in objects["NetworkPolicy"] if p is not server["NetworkPolicy"]]
+    assert not run_policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    policy = server["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["ingress"] == [{"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 18080}]}]
+
+
+def test_the_history_server_runs_the_spark_of_the_image(chart):
+    """The command is the image's Spark: /opt/spark is the Spark distribution of the pinned pyspark
+    (images/spark-base/assemble.py copies its bin/ and jars/ there; the apache/spark images have the
+    same layout), run as the image's user."""
+    (container,) = history_server_objects(render(chart, WITH_HISTORY_SERVER))["Deployment"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    launcher, main_class = container["command"][:2]
+    assert container["image"] == ClusterConfig().image  # cluster.image by default
+    spark_base = (ROOT / "images" / "spark-base" / "Dockerfile").read_text()
+    assert "COPY --chown=spark:spark spark/ /opt/spark/" in spark_base and "ENV SPARK_HOME=/opt/spark" in spark_base
+    spark_home = Path(importlib.util.find_spec("pyspark").origin).parent
+    assert (spark_home / Path(launcher).relative_to("/opt/spark")).is_file()
+    (core,) = (spark_home / "jars").glob("spark-core_*.jar")
+    with zipfile.ZipFile(core) as jar:
+        assert main_class.replace(".", "/") + ".class" in jar.namelist()
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        {},
+        {"s3_region": "eu-west-1", "s3_credentials": "irsa"},
+        {"s3_endpoint": "http://minio.minio.svc:9000/", "s3_path_style": True, "s3_credentials": "static"},
+        {"s3_endpoint": "https://s3.example.com", "s3_region": "us-west-2"},
+        {"s3_endpoint": "https://objects.example.com:8443", "s3_tls": False},
+    ],
+    ids=["aws", "irsa-region", "minio-static", "endpoint-region", "no-tls"],
+)
+def test_the_history_server_reaches_s3_with_the_jobs_s3a_settings(chart, job):
+    """One definition of how the S3 settings become S3A's (fruits.io.s3_settings); the chart
+    repeats it for the History Server, and this keeps the two equal."""
+    values = {
+        **WITH_HISTORY_SERVER,
+        "job": {**BASE["job"], **{camel(name): value for name, value in job.items()}},
+        "cluster": {**WITH_HISTORY_SERVER["cluster"], "s3Secret": "keys"},
+    }
+    server = history_server_objects(render(chart, values))
+    conf = properties(server["ConfigMap"])
+    hadoop = {
+        key.removeprefix("spark.hadoop."): value for key, value in conf.items() if key.startswith("spark.hadoop.")
+    }
+    assert hadoop == S3Settings.of(build_config(job), environ={}).hadoop_conf_without_keys()
+    (container,) = server["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "keys"}}]  # static keys, read from the environment
+
+
+def test_the_history_server_cleaner_and_its_log_directory(chart):
+    values = {
+        **WITH_HISTORY_SERVER,
+        "historyServer": {"enabled": True, "logDirectory": "s3a://logs/events", "cleaner": {"enabled": True}},
+    }
+    server = history_server_objects(render(chart, values))
+    conf = properties(server["ConfigMap"])
+    assert conf["spark.history.fs.logDirectory"] == "s3a://logs/events"  # over cluster.eventLogDir
+    assert server["Service"]["metadata"]["annotations"][history_server.LOG_DIRECTORY_ANNOTATION] == "s3a://logs/events"
+    assert (conf["spark.history.fs.cleaner.enabled"], conf["spark.history.fs.cleaner.maxAge"]) == ("true", "30d")
+    assert "spark.history.fs.cleaner.maxAge" not in properties(
+        history_server_objects(render(chart, WITH_HISTORY_SERVER))["ConfigMap"]
+    )
+
+
+@pytest.mark.parametrize(
+    "history, message",
+    [
+        ({"port": 80}, "port"),
+        ({"colour": "red"}, "colour"),
+        ({"cleaner": {"maxAge": "a month"}}, "maxAge"),
+        ({"logDirectory": "spark-events"}, "logDirectory"),
+    ],
+)
+def test_the_schema_checks_the_history_server_values(chart, history, message):
+    with pytest.raises(HelmError, match=message):
+        chart.render({**BASE, "historyServer": {"enabled": True, **history}}, name="fruits", namespace="ml")
+
+
+def test_the_history_server_needs_a_log_directory(chart):
+    with pytest.raises(
+        HelmError, match=r"historyServer\.enabled needs historyServer\.logDirectory or cluster\.eventLogDir"
+    ):
+        chart.render({**BASE, "historyServer": {"enabled": True}}, name="fruits", namespace="ml")

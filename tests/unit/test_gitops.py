@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.crd_schema import gitops_validator
+from support.crd_schema import closed_validator
 
 GITOPS = Path(__file__).resolve().parents[2] / "deploy" / "gitops"
 CHART = "charts/fruits-pipeline"
@@ -21,14 +21,14 @@ def test_every_gitops_object_passes_its_controllers_closed_schema(name):
     for document in documents(name):
         if document["kind"] == "Namespace":
             continue
-        errors = sorted(gitops_validator(document["kind"]).iter_errors(document), key=str)
+        errors = sorted(closed_validator(document["kind"]).iter_errors(document), key=str)
         assert not errors, "\n".join(f"{document['kind']} {list(e.path)}: {e.message}" for e in errors[:10])
 
 
 def test_the_closed_schema_catches_values_files_at_the_wrong_level():
     release = next(d for d in documents("flux-helmrelease.yaml") if d["kind"] == "HelmRelease")
     release["spec"]["valuesFiles"] = release["spec"]["chart"]["spec"].pop("valuesFiles")  # where it used to be
-    assert any("valuesFiles" in e.message for e in gitops_validator("HelmRelease").iter_errors(release))
+    assert any("valuesFiles" in e.message for e in closed_validator("HelmRelease").iter_errors(release))
 
 
 def test_flux_reads_the_charts_values_first_rebuilds_on_each_commit_and_finds_its_namespace():

@@ -3,7 +3,7 @@ configuration and pyarrow's options from it agree, for every credentials mode.""
 
 import pytest
 
-from fruits.io.s3_settings import PROVIDERS, S3Settings
+from fruits.io.s3_settings import PROVIDERS, SECRET_KEYS, S3Settings
 from fruits.settings.config import build_config
 from fruits.settings.errors import UserError
 
@@ -36,6 +36,20 @@ def test_static_credentials_come_from_the_environment():
     assert with_token["fs.s3a.aws.credentials.provider"] == PROVIDERS["static-session"]
     with pytest.raises(UserError, match="static needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
         conf({}, s3_credentials="static")
+
+
+def test_without_keys_the_configuration_is_the_same_with_static_keys_left_in_the_environment():
+    """For a process configured elsewhere (the History Server, whose settings the chart renders)."""
+    environ = {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_SESSION_TOKEN": "T"}
+    s3 = S3Settings.of(build_config({"s3_endpoint": "http://minio:9000", "s3_credentials": "static"}), {})
+    portable, here = s3.hadoop_conf_without_keys(), s3.hadoop_conf(environ)
+    assert portable["fs.s3a.aws.credentials.provider"] == PROVIDERS["static-environment"]
+    assert not any(key in portable for key in SECRET_KEYS) and "AK" not in portable.values()
+    assert {k: v for k, v in here.items() if k not in (*SECRET_KEYS, "fs.s3a.aws.credentials.provider")} == {
+        k: v for k, v in portable.items() if k != "fs.s3a.aws.credentials.provider"
+    }
+    irsa = S3Settings.of(build_config({"s3_credentials": "irsa"}), {})
+    assert irsa.hadoop_conf_without_keys() == irsa.hadoop_conf(IRSA)  # nothing checked, nothing else differs
 
 
 def test_endpoint_region_and_tls_from_options_or_aws_variables():

@@ -98,6 +98,14 @@ sparkConf:
   {{- with .Values.cluster.eventLogDir }}
   {{- $_ := set $conf "spark.eventLog.enabled" "true" }}
   {{- $_ := set $conf "spark.eventLog.dir" . }}
+  {{- $_ := set $conf "spark.eventLog.rolling.enabled" "true" }}
+  {{- $_ := set $conf "spark.eventLog.rolling.maxFileSize" $.Values.cluster.eventLogMaxFileSize }}
+  {{- end }}
+  {{- if .Values.cluster.prometheusMetrics }}
+  {{- $_ := set $conf "spark.ui.prometheus.enabled" "true" }}
+  {{- $_ := set $conf "spark.metrics.conf.*.sink.prometheusServlet.class" "org.apache.spark.metrics.sink.PrometheusServlet" }}
+  {{- $_ := set $conf "spark.metrics.conf.*.sink.prometheusServlet.path" "/metrics/prometheus/" }}
+  {{- $_ := set $conf "spark.metrics.appStatusSource.enabled" "true" }}
   {{- end }}
   {{- range $key, $value := $conf }}
   {{ $key }}: {{ toString $value | quote }}

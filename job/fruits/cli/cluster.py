@@ -20,6 +20,7 @@ from fruits.cli.console import (
     status_table,
     styled,
 )
+from fruits.cluster import history_server as history_servers
 from fruits.cluster import retry, states
 from fruits.cluster.api_errors import TransientApiError, operator_hint
 from fruits.cluster.cluster_config import ClusterConfig
@@ -248,13 +249,18 @@ def list_apps(
 def logs(
     name: NameArgument,
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(help="S3 endpoint for a kept log (default: $AWS_ENDPOINT_URL, else the run's own)."),
+    ] = None,
     namespace: NamespaceOption = "default",
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
 ) -> None:
     """The driver's log (-f: follow it, waiting for the driver pod first).
 
-    The driver pod exists only once the operator has submitted the run."""
+    The driver pod exists only once the operator has submitted the run; once it is gone, the
+    log the run kept under its output's _logs/ is shown instead."""
     kube = _kube(kubeconfig, context)
     app = kube.get_app(namespace, name)
     waited = False
@@ -265,12 +271,19 @@ def logs(
         time.sleep(DRIVER_POD_POLL_S)
         app = kube.get_app(namespace, name)
     pod = states.driver_pod(app)
-    if not pod:
+    if not pod and not states.is_final(app):
         raise UserError(
             f"{name} has no driver pod (state {states.state(app)}): `fruitsctl wait {name} --logs` "
             "follows it from submission on."
         )
-    for line in kube.follow_pod_log(namespace, pod) if follow_ else kube.pod_log(namespace, pod):
+    if not pod or (states.is_final(app) and kube.pod_phase(namespace, pod) is None):
+        from fruits.cluster.kept_logs import newest_kept_log
+
+        where, lines = newest_kept_log(app, s3_endpoint)
+        print_note(f"The driver pod of {name} is gone (state {states.state(app)}): its log kept in {where}")
+    else:
+        lines = kube.follow_pod_log(namespace, pod) if follow_ else kube.pod_log(namespace, pod)
+    for line in lines:
         print(line)
 
 
@@ -313,25 +326,42 @@ def delete(
 def ui(
     name: NameArgument,
     port: Annotated[int, typer.Option(help="Local port.")] = 4040,
+    history_server: Annotated[
+        str | None,
+        typer.Option(
+            "--history-server",
+            metavar="[NAMESPACE/]SERVICE",
+            help="The History Server's Service for a finished run [default: the chart's, found by its labels "
+            "in --namespace, reading the run's event-log directory].",
+        ),
+    ] = None,
     print_command: Annotated[bool, typer.Option("--print-command", help="Only print the kubectl command.")] = False,
     namespace: NamespaceOption = "default",
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
 ) -> None:
-    """Open the driver's Spark UI on localhost (port-forward through kubectl, as sparkctl forward did)."""
+    """Open the run's Spark UI on localhost: the driver's while it runs, its page on the History
+    Server once it has ended (port-forward through kubectl, as sparkctl forward did)."""
     kube = _kube(kubeconfig, context)
     app = kube.get_app(namespace, name)
     pod = states.driver_pod(app)
-    if not pod or kube.pod_phase(namespace, pod) != "Running":
-        raise UserError(
-            f"The driver of {name} is not running (state {states.state(app)}): the Spark UI lives only "
-            "while the job runs; afterwards use a History Server on --event-log-dir."
+    if pod and kube.pod_phase(namespace, pod) == "Running":
+        target, target_namespace, remote_port = f"pod/{pod}", namespace, 4040
+        where = styled(f"Spark UI of {name}: ", (f"http://localhost:{port}", "bold"))
+    else:
+        service = _history_server_of(kube, app, name, namespace, history_server)
+        target, target_namespace = f"service/{service['metadata']['name']}", service["metadata"]["namespace"]
+        remote_port = history_servers.service_port(service)
+        where = styled(
+            f"The driver of {name} has ended ({states.state(app)}): its Spark UI is on the History Server {target}: ",
+            (history_servers.application_page(port, states.spark_app_id(app) or ""), "bold"),
         )
-    command = ["kubectl", "port-forward", f"pod/{pod}", f"{port}:4040", "--namespace", namespace]
+    command = ["kubectl", "port-forward", target, f"{port}:{remote_port}", "--namespace", target_namespace]
     command += ["--context", context] if context else []
     command += ["--kubeconfig", kubeconfig] if kubeconfig else []
     if print_command:
-        print(shlex.join(command))
+        print(shlex.join(command), flush=True)
+        print_note(where.plain)  # on stderr: stdout holds the command alone
         return
     import shutil
     import subprocess
@@ -340,5 +370,32 @@ def ui(
         raise UserError(
             "`fruitsctl ui` needs kubectl on the PATH: install it (https://kubernetes.io/docs/tasks/tools/)."
         )
-    console.print(styled(f"Spark UI of {name}: ", (f"http://localhost:{port}", "bold"), "  (Ctrl-C to stop)"))
+    console.print(where, "  (Ctrl-C to stop)", sep="", soft_wrap=True)
     raise typer.Exit(subprocess.call(command))
+
+
+def _history_server_of(kube: "Kube", app: dict, name: str, namespace: str, named: str | None) -> dict:
+    """The History Server Service that shows the ended run `app`: the one named, or the chart's
+    reading the run's event-log directory."""
+    if not states.spark_app_id(app):
+        raise UserError(
+            f"The driver of {name} is not running (state {states.state(app)}) and has not started Spark yet: "
+            f"there is no Spark UI to open; `fruitsctl wait {name}` follows it."
+        )
+    log_dir = history_servers.event_log_dir(app)
+    if not log_dir:
+        raise UserError(
+            f"The driver of {name} is not running (state {states.state(app)}) and it wrote no Spark event log, "
+            "so no History Server can show it: give runs --event-log-dir (the chart's cluster.eventLogDir)."
+        )
+    if named:
+        service_namespace, _, service = named.rpartition("/")
+        return kube.get_service(service_namespace or namespace, service)
+    found = history_servers.reading(kube.list_services(namespace, history_servers.SELECTOR), log_dir)
+    if not found:
+        raise UserError(
+            f"The driver of {name} is not running (state {states.state(app)}) and no History Server in namespace "
+            f"{namespace!r} reads its event logs ({log_dir}): deploy one with the chart's historyServer.enabled=true "
+            "(historyServer.logDirectory or cluster.eventLogDir the same), or name its Service with --history-server."
+        )
+    return found[0]

@@ -51,6 +51,7 @@ def run(
     from fruits.runs.reuse import with_applied_settings
     from fruits.settings.config import new_run_id
     from fruits.spark_session import local_spark
+    from fruits.write.run_log import FileLog
 
     config = with_applied_settings(config)  # before the backbone is prepared: an applied run's
     run_id = config.run_id or new_run_id()
@@ -76,7 +77,10 @@ def run(
             backbone = BackboneInBackground(config)  # TensorFlow's import and a conversion overlap Spark's start
             spark = local_spark(master, extra_conf, config)
             try:
-                manifest = run_job(spark, config, SparkProgress(spark, console), run_id=run_id, backbone=backbone)
+                kept = None if verbose else FileLog(log)  # --verbose: the terminal has it all
+                manifest = run_job(
+                    spark, config, SparkProgress(spark, console), run_id=run_id, backbone=backbone, log=kept
+                )
             finally:
                 if ours:
                     spark.stop()

@@ -25,9 +25,22 @@ def spark_version() -> str:
 
 JOB_FILE = "local:///opt/fruits/job/main.py"  # where the image puts job/main.py
 SPARK_UID = 185  # the apache/spark image's non-root user
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}  # Spark's byte sizes
 # SparkApplication names must be DNS-1035 labels: the operator's webhook refuses others, and
 # Spark names the driver's Service after the application (a Service name is a DNS-1035 label).
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+# Spark's own metrics in Prometheus's format on the UI port: the driver's metrics system through a
+# PrometheusServlet sink, and the executors' metrics (spark.ui.prometheus.enabled). The chart's
+# fruits.sparkSpec sets the same keys (tests/unit/test_chart.py keeps them equal).
+PROMETHEUS_SPARK_CONF = {
+    "spark.ui.prometheus.enabled": "true",
+    "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus/",
+    "spark.metrics.appStatusSource.enabled": "true",  # job, stage and task counts as driver metrics
+}
+UI_PORT = 4040  # the driver's Spark UI: what the NetworkPolicy opens to the monitoring namespace
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,16 @@ class ClusterConfig:
     event_log_dir: str | None = option(
         None, "Write Spark event logs here (e.g. s3a://bucket/spark-events) for a History Server."
     )
+    # Rolling logs: a long run writes files of this size, not one growing file the History Server
+    # parses again whole at each update.
+    event_log_max_file_size: str = option(
+        "128m", "With --event-log-dir: roll the event log into files of this size (at least 10m)."
+    )
+    prometheus_metrics: bool = option(
+        False,
+        "Serve Spark's metrics for Prometheus on the driver's UI port while it runs: the driver's "
+        "(/metrics/prometheus/) and every executor's (/metrics/executors/prometheus/).",
+    )
     ttl_seconds: int | None = option(
         None, "Delete the SparkApplication this long after it ends.", low=60, high=31_536_000
     )
@@ -103,6 +126,12 @@ class ClusterConfig:
                 raise UserError(
                     f"{flag(quantity)} must be a Spark memory size such as 512m or 2g; got {getattr(self, quantity)!r}."
                 )
+        rolled = re.match(r"^([0-9]+)([kmgt]?)$", self.event_log_max_file_size)
+        if not rolled or int(rolled.group(1)) * SIZE_UNITS[rolled.group(2)] < 10 * SIZE_UNITS["m"]:
+            raise UserError(  # Spark refuses a smaller one when the SparkContext starts
+                f"{flag('event_log_max_file_size')} must be a Spark size of at least 10m, such as 128m or 1g; "
+                f"got {self.event_log_max_file_size!r}."
+            )
 
 
 CLUSTER_FIELDS = fields_of(ClusterConfig)

@@ -142,6 +142,30 @@ class Kube:
         with self._errors(namespace, name, "delete"):
             self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
+    # Services (the History Server's)
+    def list_services(self, namespace: str, label_selector: str) -> list[dict]:
+        """The Services matching an equality label selector, as plain objects."""
+        with self._errors(namespace, verb="list"), self._services_forbidden(namespace, "list"):
+            found = self.core.list_namespaced_service(namespace, label_selector=label_selector)
+        return matching(self.api.sanitize_for_serialization(found).get("items", []), label_selector)
+
+    def get_service(self, namespace: str, name: str) -> dict:
+        with self._errors(namespace, name), self._services_forbidden(namespace, "read"):
+            return self.api.sanitize_for_serialization(self.core.read_namespaced_service(name, namespace))
+
+    @contextmanager
+    def _services_forbidden(self, namespace: str, verb: str):
+        """403 in a sentence about Services (the shared one is about SparkApplications)."""
+        try:
+            yield
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            raise UserError(
+                f"Forbidden: your Kubernetes identity may not {verb} services in namespace {namespace!r}, where "
+                "fruitsctl looks for the History Server; ask for a Role granting it."
+            ) from None
+
     # Pods, logs, events
     def pod_phase(self, namespace: str, name: str) -> str | None:
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fruits import __version__
 from fruits.cluster.api_errors import GROUP, VERSION
-from fruits.cluster.cluster_config import JOB_FILE, SPARK_UID, ClusterConfig, spark_version
+from fruits.cluster.cluster_config import JOB_FILE, PROMETHEUS_SPARK_CONF, SPARK_UID, ClusterConfig, spark_version
 from fruits.settings.config import JobConfig, new_run_id
 from fruits.settings.options import arguments_for
 
@@ -70,7 +70,16 @@ def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
 
     conf = dict(JOB_SPARK_CONF)
     if cluster.event_log_dir:
-        conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": cluster.event_log_dir})
+        conf.update(
+            {
+                "spark.eventLog.enabled": "true",
+                "spark.eventLog.dir": cluster.event_log_dir,
+                "spark.eventLog.rolling.enabled": "true",
+                "spark.eventLog.rolling.maxFileSize": cluster.event_log_max_file_size,
+            }
+        )
+    if cluster.prometheus_metrics:
+        conf.update(PROMETHEUS_SPARK_CONF)
     return {**conf, **cluster.spark_conf}
 
 

@@ -39,6 +39,11 @@ def driver_pod(app: dict) -> str | None:
     return ((app.get("status") or {}).get("driverInfo") or {}).get("podName")
 
 
+def spark_app_id(app: dict) -> str | None:
+    """Spark's id of the application's latest driver (its event log's name), once one started."""
+    return (app.get("status") or {}).get("sparkApplicationId") or None
+
+
 def ui_address(app: dict) -> str | None:
     info = (app.get("status") or {}).get("driverInfo") or {}
     return info.get("webUIAddress") or (

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from fruits.io.storage import TEMPORARY_PREFIX, Store
+from fruits.settings.config import KEPT_LOGS
 from fruits.settings.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -35,7 +36,8 @@ IN_PROGRESS = "_RUN_IN_PROGRESS"
 FEATURES, ERRORS, MODEL, STAGED = "features", "errors", "model", "_staging"
 PLAN_FILE = "_PLAN"  # in a run's staging folder: the plan its staged partitions belong to
 MOMENTS_FILE = "moments.npz"  # under MODEL: the moments of all the run's rows, for incremental runs
-RUN_ENTRIES = (FEATURES, ERRORS, MODEL, STAGED, MANIFEST, IN_PROGRESS)  # all a run writes at the top
+LOGS = KEPT_LOGS  # the driver's log of every attempt (fruits.write.run_log), kept across reruns
+RUN_ENTRIES = (FEATURES, ERRORS, MODEL, STAGED, MANIFEST, IN_PROGRESS, LOGS)  # all a run writes at the top
 
 _DESCRIBED = [("path", pa.string()), ("label", pa.string()), ("split", pa.string())]
 # The file's identity when it was read (its size in bytes, its modification time): an
@@ -183,7 +185,7 @@ class RunOutput:
                 f"Output {self.uri!r} already holds a finished run: pass --overwrite to replace it, "
                 "or choose another --output."
             )
-        if children and MANIFEST not in children and IN_PROGRESS not in children and STAGED not in children:
+        if children and not {MANIFEST, IN_PROGRESS, STAGED, LOGS} & set(children):
             raise UserError(
                 f"Output {self.uri!r} holds {', '.join(sorted(children))} but no {MANIFEST} or "
                 f"{IN_PROGRESS}: not provably a run's output, so the job leaves it alone; "

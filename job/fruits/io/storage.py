@@ -34,7 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fruits.io.s3_settings import ATTEMPTS, S3Settings, is_s3, is_transient, storage_retry_s
-from fruits.settings.errors import UserError, worker_user_error
+from fruits.settings.errors import StorageError, UserError, worker_user_error
 
 READ_AHEAD = 16  # S3 objects requested at once per task: small images are latency-bound
 
@@ -228,11 +228,12 @@ class Store:
                     raise worker_user_error(
                         f"Reading {self.uri_of(inner)!r} kept failing for {storage_retry_s():g} s ({first_line}): "
                         "the storage or the network is failing, not the image; nothing was published: rerun once "
-                        "the S3 endpoint answers (check --s3-endpoint and the network)."
+                        "the S3 endpoint answers (check --s3-endpoint and the network).",
+                        storage=True,
                     ) from None
                 refusal = self._settings().explain(text, self.uri_of(inner))
                 if refusal is not None and not isinstance(exc, FileNotFoundError):
-                    raise worker_user_error(refusal) from None
+                    raise worker_user_error(refusal, storage=True) from None
                 return exc
 
     def _settings(self) -> S3Settings:
@@ -452,4 +453,4 @@ def storage_errors_as_user_errors(uri: str, s3: S3Settings, doing: str | None = 
             message = f"Cannot {doing} {uri!r}: {first_line.strip()}"
         if message is None:
             raise
-        raise UserError(message) from None
+        raise StorageError(message) from None

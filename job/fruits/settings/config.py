@@ -22,6 +22,7 @@ from fruits.settings.options import fields_of, flag, load_config_file, merge_lay
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # the files the job reads (and `upload` uploads), any letter case
 LATEST = "latest:"  # --incremental-from latest:PREFIX: the newest finished run under PREFIX
+KEPT_LOGS = "_logs"  # in an output: the driver's log of each attempt (read by fruitsctl logs on the base install)
 
 
 def new_run_id() -> str:
@@ -101,6 +102,16 @@ class JobConfig:
         "($AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY), default (the AWS default chain).",
         choices=("irsa", "static", "default"),
     )
+    metrics_url: str | None = option(
+        None,
+        "Prometheus Pushgateway URL (e.g. http://pushgateway.monitoring:9091): every run pushes its metrics "
+        "there when it ends, finished or failed. A Pushgateway that is down costs one warning, never the run.",
+    )
+    metrics_job: str | None = option(
+        None,
+        "The job key the metrics are grouped by, with the output prefix (default: the application's name "
+        "without a scheduled run's suffix on Kubernetes, else 'fruits').",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,6 +142,9 @@ def build_config(*layers: Mapping[str, Any], other_names: Iterable[str] = ()) ->
             f"--k {merged['k']} is more than the {backbone.feature_dim} features of {backbone.name}: "
             f"give --k {backbone.feature_dim} or less, or choose k by --variance."
         )
+    url = merged.get("metrics_url")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UserError(f"--metrics-url {url!r} is not an http:// or https:// URL: give the Pushgateway's URL.")
     weights = merged.get("weights", DEFAULTS.weights)
     if weights != "imagenet" and "://" not in weights and not Path(weights).is_file():
         raise UserError(

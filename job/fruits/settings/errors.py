@@ -15,12 +15,20 @@ class UserError(Exception):
     """A problem the user can fix: the message names the problem and the fix."""
 
 
+class StorageError(UserError):
+    """A UserError whose cause is the storage (the endpoint, its permissions, the network),
+    not the input or the options: run metrics and alerts tell the two apart."""
+
+
 # A marker that survives the trip from a Python worker, through the JVM, back to the
 # driver inside a Py4J stack trace: workers raise UserError with it, the driver finds it.
 WORKER_ERROR_MARKER = "FRUITS_USER_ERROR::"
+STORAGE_KIND = "storage::"  # after the marker: the driver raises a StorageError
 
 
-def worker_user_error(message: str) -> UserError:
+def worker_user_error(message: str, storage: bool = False) -> UserError:
+    if storage:
+        return StorageError(f"{WORKER_ERROR_MARKER}{STORAGE_KIND}{message}::END")
     return UserError(f"{WORKER_ERROR_MARKER}{message}::END")
 
 
@@ -45,4 +53,6 @@ def worker_errors_as_user_errors() -> Iterator[None]:
         message = find_worker_user_error(str(exc))
         if message is None:
             raise
+        if message.startswith(STORAGE_KIND):
+            raise StorageError(message[len(STORAGE_KIND) :]) from None
         raise UserError(message) from None

@@ -77,6 +77,8 @@ class Manifest:
     contents: dict[str, dict[str, Any]]
     config: dict[str, Any]
     versions: dict[str, str]
+    metrics: dict[str, Any] | None = None  # the push to --metrics-url: where, and whether it worked
+    log: str | None = None  # the driver's log of this attempt, kept under _logs/ after the manifest
     format: str = field(default=FORMAT)
 
     def to_dict(self) -> dict[str, Any]:
