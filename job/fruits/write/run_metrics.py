@@ -10,7 +10,6 @@ down or slow costs the run at most PUSH_TIMEOUT_S and one warning, never its res
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -145,7 +144,3 @@ def push_record(target: MetricsTarget, reason: str | None) -> dict[str, Any]:
     return {"url": target.url, "job": target.job, "grouping": target.grouping_key, "pushed": reason is None} | (
         {"error": reason} if reason else {}
     )
-
-
-def unix_now() -> float:
-    return time.time()
