@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pytest
 from image_containers import BUCKET, containers, record, s3_job_env, s3_sample  # noqa: F401 - fixtures
@@ -98,9 +99,12 @@ def test_the_job_runs_in_the_image_as_a_pod_would(pod_run, sample_run):
     done, _ = pod_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = results("pod")
-    assert run.manifest["counts"] == {"read": 648, "ok": 648, "failed": 0, "skipped": {}}
+    assert run.manifest["counts"] == {"read": 648, "ok": 648, "failed": 0, "skipped": {}, "read_retries": 0}
     assert run.errors.num_rows == 0 and run.features.num_rows == 648
     assert run.manifest["pca"]["k"] == sample_run[1]["pca"]["k"]  # the same run outside the container
+    # spark-submit's driver kept what it printed with the output, as a driver pod's does
+    kept = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"runs/pod/{run.manifest['log']}")["Body"].read().decode()
+    assert kept.startswith("Fruits! job ") and kept.endswith("Run complete.\n")
 
 
 def test_the_workers_use_the_baked_model_and_download_nothing(pod_run):
