@@ -320,6 +320,32 @@ def settings_to_values(job: dict, cluster: dict) -> dict:
             },
             {"image_pull_policy": "Always", "driver_memory": "4g"},
         ),
+        (
+            {"input": "s3a://b/in", "output": "s3a://b/out"},
+            {  # spot executors, an on-demand driver that Karpenter leaves alone, queues, autoscaling
+                "driver_node_selector": {"karpenter.sh/capacity-type": "on-demand"},
+                "driver_annotations": {"karpenter.sh/do-not-disrupt": "true"},
+                "driver_priority_class": "fruits-driver",
+                "driver_env": {"TZ": "UTC", "A_FLAG": "1"},
+                "executor_node_selector": {"karpenter.sh/capacity-type": "spot", "kubernetes.io/arch": "amd64"},
+                "executor_tolerations": {
+                    "karpenter.sh/capacity-type": "spot:NoSchedule",
+                    "dedicated": "",
+                    "gpu": ":NoExecute",
+                },
+                "executor_preferred_nodes": {"karpenter.k8s.aws/instance-family": "c7i,c6i"},
+                "executor_annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true"},
+                "executor_priority_class": "fruits-batch",
+                "executor_grace_seconds": 120,
+                "dynamic_allocation": True,
+                "min_executors": 0,
+                "initial_executors": 2,
+                "max_executors": 20,
+                "batch_scheduler": "yunikorn",
+                "batch_queue": "root.fruits",
+                "batch_priority_class": "nightly",
+            },
+        ),
     ],
 )
 def test_the_chart_renders_exactly_what_fruitsctl_render_prints(chart, job, cluster):

@@ -82,6 +82,63 @@ envFrom:
 {{- end }}
 {{- end -}}
 
+{{/* A role's placement (the CLI's fruits.cluster.spark_application.placement): node selector,
+tolerations from TAINT_KEY: "VALUE:EFFECT", a preferred node affinity from KEY: "V1,V2",
+annotations, env, priority class; only those given. Called with (list $ "driver"). */}}
+{{- define "fruits.placement" -}}
+{{- $c := (index . 0).Values.cluster -}}
+{{- $role := index . 1 -}}
+{{- with index $c (printf "%sNodeSelector" $role) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with index $c (printf "%sTolerations" $role) }}
+tolerations:
+  {{- range $key, $spec := . }}
+  {{- $value := regexReplaceAll ":.*$" (toString $spec) "" }}
+  {{- $effect := ternary (regexReplaceAll "^[^:]*:" (toString $spec) "") "" (contains ":" (toString $spec)) }}
+  - key: {{ $key | quote }}
+    operator: {{ ternary "Equal" "Exists" (ne $value "") }}
+    {{- if $value }}
+    value: {{ $value | quote }}
+    {{- end }}
+    {{- if $effect }}
+    effect: {{ $effect }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- with index $c (printf "%sPreferredNodes" $role) }}
+affinity:
+  nodeAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        preference:
+          matchExpressions:
+            {{- range $key, $values := . }}
+            - key: {{ $key | quote }}
+              operator: In
+              values:
+                {{- range splitList "," (toString $values) }}
+                - {{ . | quote }}
+                {{- end }}
+            {{- end }}
+{{- end }}
+{{- with index $c (printf "%sAnnotations" $role) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with index $c (printf "%sEnv" $role) }}
+env:
+  {{- range $name, $value := . }}
+  - name: {{ $name | quote }}
+    value: {{ toString $value | quote }}
+  {{- end }}
+{{- end }}
+{{- with index $c (printf "%sPriorityClass" $role) }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
 {{/* The SparkApplication spec (also the template of a ScheduledSparkApplication). */}}
 {{- define "fruits.sparkSpec" -}}
 type: Python
@@ -130,6 +187,11 @@ driver:
   memoryOverhead: {{ .Values.cluster.driverMemoryOverhead | quote }}
   serviceAccount: {{ .Values.cluster.serviceAccount }}
   {{- include "fruits.pod" . | nindent 2 }}
+  {{- include "fruits.placement" (list . "driver") | nindent 2 }}
+  {{- with .Values.podTemplates.driver }}
+  template:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 executor:
   instances: {{ .Values.cluster.executors }}
   cores: {{ .Values.cluster.executorCores }}
@@ -138,6 +200,40 @@ executor:
   memoryOverhead: {{ .Values.cluster.executorMemoryOverhead | quote }}
   serviceAccount: {{ .Values.cluster.executorServiceAccount }}
   {{- include "fruits.pod" . | nindent 2 }}
+  {{- include "fruits.placement" (list . "executor") | nindent 2 }}
+  {{- with .Values.cluster.executorGraceSeconds }}
+  terminationGracePeriodSeconds: {{ . }}
+  {{- end }}
+  {{- with .Values.podTemplates.executor }}
+  template:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- if .Values.cluster.dynamicAllocation }}
+dynamicAllocation:
+  enabled: true
+  {{- if not (kindIs "invalid" .Values.cluster.initialExecutors) }}
+  initialExecutors: {{ .Values.cluster.initialExecutors }}
+  {{- end }}
+  {{- if not (kindIs "invalid" .Values.cluster.minExecutors) }}
+  minExecutors: {{ .Values.cluster.minExecutors }}
+  {{- end }}
+  {{- if not (kindIs "invalid" .Values.cluster.maxExecutors) }}
+  maxExecutors: {{ .Values.cluster.maxExecutors }}
+  {{- end }}
+  shuffleTrackingEnabled: true
+{{- end }}
+{{- with .Values.cluster.batchScheduler }}
+batchScheduler: {{ . }}
+{{- if or $.Values.cluster.batchQueue $.Values.cluster.batchPriorityClass }}
+batchSchedulerOptions:
+  {{- with $.Values.cluster.batchQueue }}
+  queue: {{ . | quote }}
+  {{- end }}
+  {{- with $.Values.cluster.batchPriorityClass }}
+  priorityClassName: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
 {{- with .Values.cluster.ttlSeconds }}
 timeToLiveSeconds: {{ . }}
 {{- end }}

@@ -40,6 +40,7 @@ PROMETHEUS_SPARK_CONF = {
     "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus/",
     "spark.metrics.appStatusSource.enabled": "true",  # job, stage and task counts as driver metrics
 }
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 UI_PORT = 4040  # the driver's Spark UI: what the NetworkPolicy opens to the monitoring namespace
 
 
@@ -105,6 +106,58 @@ class ClusterConfig:
     )
     spark_conf: dict[str, str] = option({}, "Extra Spark setting.", aliases=("--conf",))
     labels: dict[str, str] = option({}, "Extra label on the SparkApplication and its pods.", aliases=("--label",))
+    # Placement, per role: the driver on capacity that stays (on-demand), the executors where
+    # they are cheap (spot), as the SparkApplication's driver and executor specs carry it.
+    driver_node_selector: dict[str, str] = option({}, "Node label the driver pod must match.")
+    driver_tolerations: dict[str, str] = option(
+        {},
+        "Taint the driver tolerates, as TAINT_KEY=VALUE:EFFECT (VALUE empty: any value; :EFFECT left out: any effect).",
+        aliases=("--driver-toleration",),
+    )
+    driver_preferred_nodes: dict[str, str] = option(
+        {}, "Node label the driver prefers, KEY=V1,V2 (node affinity, preferred, not required)."
+    )
+    driver_annotations: dict[str, str] = option(
+        {}, "Annotation on the driver pod (e.g. karpenter.sh/do-not-disrupt=true).", aliases=("--driver-annotation",)
+    )
+    driver_env: dict[str, str] = option({}, "Environment variable of the driver.")
+    driver_priority_class: str | None = option(None, "PriorityClass of the driver pod.")
+    executor_node_selector: dict[str, str] = option({}, "Node label the executor pods must match.")
+    executor_tolerations: dict[str, str] = option(
+        {},
+        "Taint the executors tolerate, as TAINT_KEY=VALUE:EFFECT (e.g. karpenter.sh/capacity-type=spot:NoSchedule).",
+        aliases=("--executor-toleration",),
+    )
+    executor_preferred_nodes: dict[str, str] = option(
+        {}, "Node label the executors prefer, KEY=V1,V2 (node affinity, preferred, not required)."
+    )
+    executor_annotations: dict[str, str] = option(
+        {}, "Annotation on the executor pods.", aliases=("--executor-annotation",)
+    )
+    executor_env: dict[str, str] = option({}, "Environment variable of the executors.")
+    executor_priority_class: str | None = option(None, "PriorityClass of the executor pods.")
+    executor_grace_seconds: int | None = option(
+        None,
+        "Seconds an executor pod has between SIGTERM and SIGKILL (a spot node gives 120): time to decommission.",
+        low=1,
+        high=3600,
+    )
+    # Scheduling
+    dynamic_allocation: bool = option(
+        False, "Dynamic allocation: executors come and go with the work (shuffle tracking on, no shuffle service)."
+    )
+    min_executors: int | None = option(None, "With --dynamic-allocation: the fewest executors.", low=0, high=1000)
+    initial_executors: int | None = option(
+        None, "With --dynamic-allocation: executors to start with.", low=0, high=1000
+    )
+    max_executors: int | None = option(
+        None, "With --dynamic-allocation: the most executors (the job cuts its tasks for these).", low=1, high=1000
+    )
+    batch_scheduler: str | None = option(
+        None, "Batch scheduler for gang scheduling and queues.", choices=("yunikorn", "volcano")
+    )
+    batch_queue: str | None = option(None, "With --batch-scheduler: the queue.")
+    batch_priority_class: str | None = option(None, "With --batch-scheduler: the application's PriorityClass.")
 
     def __post_init__(self):
         if self.name is not None and not DNS_1035_LABEL.match(self.name):
@@ -126,12 +179,30 @@ class ClusterConfig:
                 raise UserError(
                     f"{flag(quantity)} must be a Spark memory size such as 512m or 2g; got {getattr(self, quantity)!r}."
                 )
+        self._check_placement_and_scheduling()
         rolled = re.match(r"^([0-9]+)([kmgt]?)$", self.event_log_max_file_size)
         if not rolled or int(rolled.group(1)) * SIZE_UNITS[rolled.group(2)] < 10 * SIZE_UNITS["m"]:
             raise UserError(  # Spark refuses a smaller one when the SparkContext starts
                 f"{flag('event_log_max_file_size')} must be a Spark size of at least 10m, such as 128m or 1g; "
                 f"got {self.event_log_max_file_size!r}."
             )
+
+    def _check_placement_and_scheduling(self) -> None:
+        for role in ("driver", "executor"):
+            for key, spec in getattr(self, f"{role}_tolerations").items():
+                if spec.count(":") > 1 or (spec.split(":", 1)[-1] not in TAINT_EFFECTS and ":" in spec):
+                    raise UserError(
+                        f"--{role}-toleration {key}={spec!r} must be TAINT_KEY=VALUE:EFFECT with EFFECT one of "
+                        f"{', '.join(TAINT_EFFECTS)} (e.g. karpenter.sh/capacity-type=spot:NoSchedule)."
+                    )
+        if (self.batch_queue or self.batch_priority_class) and not self.batch_scheduler:
+            raise UserError("--batch-queue and --batch-priority-class need --batch-scheduler yunikorn or volcano.")
+        sizes = [getattr(self, n) for n in ("min_executors", "initial_executors", "max_executors")]
+        if any(size is not None for size in sizes) and not self.dynamic_allocation:
+            raise UserError("--min/--initial/--max-executors need --dynamic-allocation (else give --executors).")
+        given = [size for size in sizes if size is not None]
+        if given != sorted(given):
+            raise UserError("With --dynamic-allocation, --min-executors <= --initial-executors <= --max-executors.")
 
 
 CLUSTER_FIELDS = fields_of(ClusterConfig)

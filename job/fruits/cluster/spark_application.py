@@ -83,6 +83,66 @@ def spark_conf_for(cluster: ClusterConfig) -> dict[str, str]:
     return {**conf, **cluster.spark_conf}
 
 
+def tolerations(taints: dict[str, str]) -> list[dict[str, str]]:
+    """Kubernetes tolerations from TAINT_KEY=VALUE:EFFECT items, in key order (as the chart's)."""
+    found = []
+    for key in sorted(taints):
+        value, _, effect = taints[key].partition(":")
+        toleration = {"key": key, "operator": "Equal" if value else "Exists"}
+        toleration.update({"value": value} if value else {})
+        toleration.update({"effect": effect} if effect else {})
+        found.append(toleration)
+    return found
+
+
+def preferred_nodes(labels: dict[str, str]) -> dict:
+    """A node affinity that prefers (never requires) nodes with these labels: KEY=V1,V2."""
+    expressions = [{"key": key, "operator": "In", "values": labels[key].split(",")} for key in sorted(labels)]
+    term = {"weight": 100, "preference": {"matchExpressions": expressions}}
+    return {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [term]}}
+
+
+def placement(cluster: ClusterConfig, role: str) -> dict[str, Any]:
+    """The role's node selector, tolerations, affinity, annotations, env and priority class,
+    only those given (the chart renders the same keys in the same cases)."""
+    field = {name: getattr(cluster, f"{role}_{name}") for name in ("node_selector", "tolerations", "preferred_nodes")}
+    extra = {name: getattr(cluster, f"{role}_{name}") for name in ("annotations", "env", "priority_class")}
+    spec: dict[str, Any] = {}
+    if field["node_selector"]:
+        spec["nodeSelector"] = dict(sorted(field["node_selector"].items()))
+    if field["tolerations"]:
+        spec["tolerations"] = tolerations(field["tolerations"])
+    if field["preferred_nodes"]:
+        spec["affinity"] = preferred_nodes(field["preferred_nodes"])
+    if extra["annotations"]:
+        spec["annotations"] = dict(sorted(extra["annotations"].items()))
+    if extra["env"]:
+        spec["env"] = [{"name": name, "value": extra["env"][name]} for name in sorted(extra["env"])]
+    if extra["priority_class"]:
+        spec["priorityClassName"] = extra["priority_class"]
+    return spec
+
+
+def scheduling(cluster: ClusterConfig) -> dict[str, Any]:
+    """Dynamic allocation and a batch scheduler, when asked for."""
+    spec: dict[str, Any] = {}
+    if cluster.dynamic_allocation:
+        sizes = {"initialExecutors": cluster.initial_executors, "minExecutors": cluster.min_executors}
+        sizes["maxExecutors"] = cluster.max_executors
+        # no external shuffle service on Kubernetes: shuffle tracking keeps an executor holding shuffle data
+        spec["dynamicAllocation"] = {
+            "enabled": True,
+            **{k: v for k, v in sizes.items() if v is not None},
+            "shuffleTrackingEnabled": True,
+        }
+    if cluster.batch_scheduler:
+        spec["batchScheduler"] = cluster.batch_scheduler
+        options = {"queue": cluster.batch_queue, "priorityClassName": cluster.batch_priority_class}
+        if any(options.values()):
+            spec["batchSchedulerOptions"] = {k: v for k, v in options.items() if v}
+    return spec
+
+
 def camel(name: str) -> str:
     """A settings field as a chart value key: image_size -> imageSize."""
     head, *rest = name.split("_")
@@ -138,6 +198,7 @@ def spark_application(
             "memoryOverhead": cluster.driver_memory_overhead,
             "serviceAccount": cluster.service_account,
             **copy.deepcopy(pod),
+            **placement(cluster, "driver"),
         },
         "executor": {
             "instances": cluster.executors,
@@ -147,8 +208,12 @@ def spark_application(
             "memoryOverhead": cluster.executor_memory_overhead,
             "serviceAccount": cluster.executor_service_account,
             **copy.deepcopy(pod),
+            **placement(cluster, "executor"),
         },
+        **scheduling(cluster),
     }
+    if cluster.executor_grace_seconds:
+        spec["executor"]["terminationGracePeriodSeconds"] = cluster.executor_grace_seconds
     if cluster.ttl_seconds:
         spec["timeToLiveSeconds"] = cluster.ttl_seconds
     return {
