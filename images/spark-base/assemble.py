@@ -4,7 +4,8 @@ The official apache/spark image unpacks Spark's binary distribution into /opt/sp
 pyspark wheel is that distribution for the same release (its jars/, bin/ and sbin/), so the
 stand-in takes them from the pyspark installed here, and builds python/lib/pyspark.zip and
 py4j's zip as the distribution ships them. The official entrypoint.sh is copied from the
-upstream recipe given (never into the repository).
+upstream recipe given (never into the repository); /opt/decom.sh, the executors' preStop hook
+for decommissioning, is our own (images/spark-base/decom.sh): the wheel does not carry Spark's.
 
     python images/spark-base/assemble.py CONTEXT_DIR UPSTREAM_RECIPE_DIR
 """
@@ -54,7 +55,9 @@ def assemble(context: Path, recipe: Path) -> None:
     zip_package(Path(py4j.__file__).parent, spark / "python" / "lib" / f"py4j-{metadata.version('py4j')}-src.zip")
     (spark / "RELEASE").write_text(f"Spark {version} (the binary distribution inside the pyspark {version} wheel)\n")
     shutil.copy(entrypoint, context / "entrypoint.sh")
-    os.chmod(context / "entrypoint.sh", 0o755)
+    shutil.copy(Path(__file__).with_name("decom.sh"), context / "decom.sh")  # ours: the wheel has none
+    for script in ("entrypoint.sh", "decom.sh"):
+        os.chmod(context / script, 0o755)
     print(f"Spark {version} base context in {context}")
 
 

@@ -437,7 +437,12 @@ def record(
         timings_s={**clock.timings, "total": round(wall, 3)},
         incremental={**plan.reuse.summary(), "model": "reused" if plan.applied else "refit"} if plan.reuse else None,
         featurize=FeaturizeRecord(
-            len(plan.tasks), executed.reused_partitions, plan.cores, executed.merge_tasks, executed.bytes_to_driver
+            len(plan.tasks),
+            executed.reused_partitions,
+            plan.cores,
+            executed.merge_tasks,
+            executed.bytes_to_driver,
+            tally.retried,
         ),
         cost={
             "featurize_core_seconds": round(tally.core_seconds, 1),

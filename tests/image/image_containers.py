@@ -63,6 +63,32 @@ class Containers:
         done = subprocess.run([self.engine, "logs", name], capture_output=True, text=True)
         return done.stdout + done.stderr
 
+    def running(self, name: str) -> bool:
+        done = subprocess.run(
+            [self.engine, "inspect", name, "--format", "{{.State.Running}}"], capture_output=True, text=True
+        )
+        return done.stdout.strip() == "true"
+
+    def wait(self, name: str, timeout: int = 900) -> int:
+        """The exit code of a started container, once it has exited."""
+        done = subprocess.run([self.engine, "wait", name], capture_output=True, text=True, timeout=timeout, check=True)
+        return int(done.stdout.strip())
+
+    def pause(self, name: str) -> None:
+        """Every process of the container frozen (cgroup freezer): a task it runs cannot finish."""
+        subprocess.run([self.engine, "pause", name], capture_output=True, text=True, check=True)
+
+    def unpause(self, name: str) -> None:
+        subprocess.run([self.engine, "unpause", name], capture_output=True, text=True, check=True)
+
+    def signal(self, name: str, signal: str = "KILL") -> None:
+        """A signal to the container's main process (SIGKILL: a node gone at once)."""
+        subprocess.run([self.engine, "kill", "--signal", signal, name], capture_output=True, text=True, check=True)
+
+    def stop(self, name: str, grace: int) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds if it is still running."""
+        subprocess.run([self.engine, "stop", "--time", str(grace), name], capture_output=True, text=True, check=True)
+
     def stop_all(self) -> None:
         for name in self.started:
             subprocess.run([self.engine, "rm", "-f", name], capture_output=True)

@@ -5,6 +5,9 @@ import json
 import socket
 import subprocess
 import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -149,9 +152,22 @@ def test_without_any_network_imagenet_comes_from_the_baked_weights(containers, s
     assert downloaded.strip() == "0"  # nothing in Keras's download cache
 
 
-def test_executors_in_containers_of_their_own_give_the_same_result(containers, pod_run, s3_sample):
-    """A Spark standalone cluster: a master and two workers, each in its own container with
-    its own /tmp, the driver in a fourth (client mode). Nothing is shared but S3."""
+TASKS = 8  # featurize tasks of the cluster runs: several per executor, so one can be lost mid-stage
+FEATURIZE_STAGE = 0  # featurize is the run's first Spark stage
+GRACE_S = 120  # a reclaimed spot node's notice: what a decommissioned executor has to finish its task
+
+
+@dataclass(frozen=True)
+class Worker:
+    container: str
+    webui: int  # the port of its web UI, where the driver links the logs of each executor it runs
+
+
+def start_cluster(containers, workers: int, decommission: bool = False) -> tuple[str, list[Worker]]:
+    """A Spark standalone master and `workers` workers of one core each, each in a container of
+    its own with its own /tmp; returns the master's URL and the workers.
+    `decommission`: a worker that gets SIGPWR (Spark's spark.worker.decommission.signal)
+    decommissions itself and its executors; without it, and on SIGTERM, it just exits."""
     port = free_port()
     master = f"spark://127.0.0.1:{port}"
     containers.start(
@@ -166,8 +182,11 @@ def test_executors_in_containers_of_their_own_give_the_same_result(containers, p
         str(free_port()),
         options=containers.hardened(),
     )
-    workers = [
-        containers.start(
+    decommissioning = ["-e", "SPARK_WORKER_OPTS=-Dspark.decommission.enabled=true"] if decommission else []
+    started = []
+    for i in range(1, workers + 1):
+        webui = free_port()
+        name = containers.start(
             f"worker{i}",
             "/opt/spark/bin/spark-class",
             "org.apache.spark.deploy.worker.Worker",
@@ -180,46 +199,260 @@ def test_executors_in_containers_of_their_own_give_the_same_result(containers, p
             "--port",
             str(free_port()),
             "--webui-port",
-            str(free_port()),
+            str(webui),
             master,
-            options=[*containers.hardened(), "-e", "SPARK_WORKER_DIR=/tmp/work", *s3_job_env()],
+            options=[*containers.hardened(), "-e", "SPARK_WORKER_DIR=/tmp/work", *decommissioning, *s3_job_env()],
         )
-        for i in (1, 2)
-    ]
+        started.append(Worker(name, webui))
+    return master, started
+
+
+@dataclass(frozen=True)
+class Driver:
+    container: str
+    ui: int | None  # the port of its UI, whose REST API lists its executors and their tasks
+
+    def ask(self, path: str) -> list:
+        """GET the application's `path` in the driver's REST API; [] while it cannot answer."""
+        api = f"http://127.0.0.1:{self.ui}/api/v1/applications"
+        try:
+            with urllib.request.urlopen(api, timeout=5) as apps:
+                app = json.load(apps)[0]["id"]
+            with urllib.request.urlopen(f"{api}/{app}/{path}", timeout=5) as answer:
+                return json.load(answer)
+        except (OSError, ValueError, IndexError, KeyError):
+            return []
+
+    def executors(self, dead: bool = False) -> list[dict]:
+        """Its executors (with `dead`, the removed ones too)."""
+        return [e for e in self.ask("allexecutors" if dead else "executors") if e["id"] != "driver"]
+
+    def featurize_tasks(self) -> list[dict]:
+        """The tasks of the featurize stage while it runs (status, executorId, attempt); [] before and after."""
+        stages = self.ask("stages?status=active&details=true")
+        return [task for stage in stages if stage["stageId"] == FEATURIZE_STAGE for task in stage["tasks"].values()]
+
+
+def executor_on(worker: Worker, executors: list[dict]) -> dict | None:
+    return next((e for e in executors if f":{worker.webui}/" in e.get("executorLogs", {}).get("stdout", "")), None)
+
+
+@dataclass
+class ClusterRun:
+    code: int
+    printed: str  # the driver's output
+    seconds: float
+
+
+def run_on_cluster(containers, master: str, endpoint: str, output: str, conf=(), while_running=None) -> ClusterRun:
+    """spark-submit of the job to `master` in client mode, the driver in a container of its own
+    (two executors of one core, TASKS featurize tasks). `while_running(driver)` is called once
+    the driver has started; its UI (and REST API) is on only then."""
+    ui = free_port() if while_running is not None else None
+    settings = {
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.cores.max": "2",
+        "spark.executor.cores": "1",
+        "spark.executor.memory": "1g",
+        **({"spark.ui.port": str(ui)} if ui else {"spark.ui.enabled": "false"}),
+        **dict(conf),
+    }
     started = time.monotonic()
-    done = containers.run(
+    driver = containers.start(
+        "driver",
         SPARK_SUBMIT,
         "--master",
         master,
-        "--conf",
-        "spark.driver.host=127.0.0.1",
-        "--conf",
-        "spark.driver.bindAddress=127.0.0.1",
-        "--conf",
-        "spark.ui.enabled=false",
-        "--conf",
-        "spark.cores.max=2",
-        "--conf",
-        "spark.executor.cores=1",
-        "--conf",
-        "spark.executor.memory=1g",
+        *[part for key, value in settings.items() for part in ("--conf", f"{key}={value}")],
         JOB,
-        *s3_arguments(s3_sample, "cluster"),
+        *s3_arguments(endpoint, output),
+        "--partitions",
+        str(TASKS),
         options=[*containers.hardened(), *s3_job_env()],
     )
-    record("cluster of containers run, 648 images (s)", round(time.monotonic() - started, 1))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for worker in workers:  # each node ran an executor of the application
-        assert "Asked to launch executor" in containers.logs(worker), containers.logs(worker)[-2000:]
-    cluster, pod = results("cluster"), results("pod")
+    if while_running is not None:
+        while_running(Driver(driver, ui))
+    code = containers.wait(driver)
+    return ClusterRun(code, containers.logs(driver), round(time.monotonic() - started, 1))
+
+
+def assert_same_result_as_the_pod_run(output: str, done: ClusterRun) -> dict:
+    """Exactly the pod run's rows: the same paths, each once, the same counts and k, `pca`
+    within 1e-4 once each component's arbitrary sign is aligned; every partition's tally merged
+    once. Returns the run's manifest."""
+    assert done.code == 0, done.printed[-6000:]
+    cluster, pod = results(output), results("pod")
     assert cluster.manifest["counts"] == pod.manifest["counts"]
+    assert cluster.manifest["labels"] == pod.manifest["labels"]
     assert cluster.manifest["pca"]["k"] == pod.manifest["pca"]["k"]
+    assert cluster.manifest["pca"]["fit_rows"] == 648  # no partition's moments merged twice, none missing
+    assert cluster.manifest["featurize"]["partitions"] == TASKS
     cluster_rows, pod_rows = by_path(cluster), by_path(pod)
+    assert cluster.features.num_rows == len(cluster_rows) == 648  # no row written twice
     assert sorted(cluster_rows) == sorted(pod_rows)
     paths = sorted(pod_rows)
     a, b = np.stack([cluster_rows[p] for p in paths]), np.stack([pod_rows[p] for p in paths])
     signs = np.sign(np.sum(a * b, axis=0))  # a component's sign is arbitrary; its values are not
     np.testing.assert_allclose(a * signs, b, atol=1e-4)
+    staged = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"runs/{output}/_staging/")
+    assert staged["KeyCount"] == 0  # the lost attempts' leftovers went with the staging
+    return cluster.manifest
+
+
+def wait_for(condition, what: str, containers, driver: Driver, timeout: float = 600, seen=None):
+    """Poll `condition` until it returns something true, and return that; fail after `timeout`
+    seconds, or once the driver has exited (saying what `seen()` returns, if given)."""
+    deadline, polls = time.monotonic() + timeout, 0
+    while not (found := condition()):
+        polls += 1
+        ended = polls % 5 == 0 and not containers.running(driver.container)
+        if ended or time.monotonic() > deadline:
+            why = "The driver exited before" if ended else f"After {timeout:.0f} s, no"
+            pytest.fail(f"{why} {what}; {seen() if seen else ''}\n{containers.logs(driver.container)[-4000:]}")
+        time.sleep(0.2)
+    return found
+
+
+def staged_tallies(output: str) -> int:
+    """Featurize tasks finished so far: their tallies (stats-NNNNN.npz, each task's last file) in the run's staging."""
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"runs/{output}/_staging/")
+    return sum(item["Key"].rsplit("/", 1)[1].startswith("stats-") for item in listed.get("Contents", []))
+
+
+def tasks_on(worker: Worker, driver: Driver) -> Counter:
+    """The statuses of the featurize tasks on the worker's executor (RUNNING, SUCCESS...)."""
+    executor = executor_on(worker, driver.executors())
+    tasks = driver.featurize_tasks()
+    return Counter(task["status"] for task in tasks if executor and task["executorId"] == executor["id"])
+
+
+def settled(read, every: float = 0.5):
+    """What `read` returns once it returns the same twice in a row, `every` seconds apart: the
+    driver's view of a frozen executor, once its listener has caught up with what it received."""
+    last = read()
+    while True:
+        time.sleep(every)
+        if (now := read()) == last:
+            return now
+        last = now
+
+
+def busy_worker(workers: list[Worker], driver: Driver) -> tuple[Worker, Counter] | None:
+    """A worker whose executor runs a featurize task, as the driver sees it: one that has
+    finished another before, if there is one."""
+    busy = [(worker, tasks) for worker in workers if (tasks := tasks_on(worker, driver))["RUNNING"]]
+    return max(busy, key=lambda found: found[1]["SUCCESS"] > 0, default=None)
+
+
+def mid_featurize(containers, workers: list[Worker], driver: Driver, output: str) -> tuple[Worker, Counter]:
+    """Once featurize is under way (a partition staged): a worker whose executor runs a
+    featurize task (busy_worker)."""
+    wait_for(lambda: staged_tallies(output), "featurize task finished", containers, driver)
+    last: dict = {}
+
+    def busy():
+        last.update(executors=driver.executors(), stages=driver.ask("stages"), workers=workers)
+        return busy_worker(workers, driver)
+
+    return wait_for(busy, "executor running a featurize task", containers, driver, seen=lambda: last)
+
+
+def record_run(what: str, done: ClusterRun, manifest: dict) -> None:
+    """The figures of a cluster run for the report: wall time (the driver's container, start to
+    exit), the job's own time and featurize's, featurize's core-seconds."""
+    record(f"{what} (s)", done.seconds)
+    record(f"{what}: job (s)", manifest["timings_s"]["total"])
+    record(f"{what}: featurize (s)", manifest["timings_s"]["featurize"])
+    record(f"{what}: featurize core-seconds", manifest["cost"]["featurize_core_seconds"])
+
+
+def executors_launched(containers, workers: list[Worker]) -> int:
+    return sum("Asked to launch executor" in containers.logs(worker.container) for worker in workers)
+
+
+def test_executors_in_containers_of_their_own_give_the_same_result(containers, pod_run, s3_sample):
+    """A Spark standalone cluster: a master and two workers, each in its own container with
+    its own /tmp, the driver in a fourth (client mode). Nothing is shared but S3."""
+    master, workers = start_cluster(containers, 2)
+    done = run_on_cluster(containers, master, s3_sample, "cluster")
+    assert executors_launched(containers, workers) == 2  # each node ran an executor of the application
+    manifest = assert_same_result_as_the_pod_run("cluster", done)
+    record_run("cluster of containers run, 648 images", done, manifest)
+    assert manifest["featurize"]["retried_tasks"] == 0
+
+
+def test_a_worker_stopped_mid_featurize_hands_its_work_over_and_the_result_is_exact(containers, pod_run, s3_sample):
+    """A spot node reclaimed, with decommissioning on: SIGPWR to a worker whose executor runs a
+    featurize task (on Kubernetes, the executor pod's preStop hook sends it), then, once its
+    executor has left or GRACE_S are up, SIGTERM, and SIGKILL 10 s later. The decommissioned
+    executor takes no new task and finishes the one it runs; the spare worker gets a new
+    executor; no task is lost, and the output is exactly the clean run's."""
+    master, workers = start_cluster(containers, 3, decommission=True)
+    seen: dict = {}
+
+    def reclaim(driver: Driver) -> None:
+        victim, seen["before"] = mid_featurize(containers, workers, driver, "cluster-stopped")
+        signalled = time.monotonic()
+        containers.signal(victim.container, "PWR")
+        seen["staged"] = staged_tallies("cluster-stopped")
+
+        def gone() -> dict | None:  # the decommissioned executor, once the driver has removed it
+            executor = executor_on(victim, driver.executors(dead=True))
+            return executor if executor and not executor["isActive"] else None
+
+        seen["after"] = wait_for(
+            lambda: gone() or time.monotonic() > signalled + GRACE_S, "executor decommissioned", containers, driver
+        )
+        seen["left in (s)"] = round(time.monotonic() - signalled, 1)
+        containers.stop(victim.container, grace=10)
+
+    done = run_on_cluster(
+        containers,
+        master,
+        s3_sample,
+        "cluster-stopped",
+        conf={"spark.decommission.enabled": "true"},
+        while_running=reclaim,
+    )
+    manifest = assert_same_result_as_the_pod_run("cluster-stopped", done)
+    record_run("cluster run with a worker stopped", done, manifest)
+    record("worker stopped: SIGPWR until its executor left (s)", seen["left in (s)"])
+    assert isinstance(seen["after"], dict), f"the executor was still there after {GRACE_S} s"
+    finished_after = seen["after"]["completedTasks"] - seen["before"]["SUCCESS"]
+    record("worker stopped: tasks its executor finished after SIGPWR", finished_after)
+    assert seen["staged"] < TASKS  # signalled mid-featurize
+    assert manifest["featurize"]["retried_tasks"] == 0  # nothing lost, nothing run twice
+    assert finished_after >= 1  # the task it ran when the signal came finished there
+    assert executors_launched(containers, workers) == 3  # the spare worker took over
+
+
+def test_a_worker_killed_mid_featurize_costs_a_retried_task_and_the_result_is_exact(containers, pod_run, s3_sample):
+    """A node gone at once: SIGKILL to a worker whose executor runs a featurize task (frozen
+    first, so that the task cannot finish before the kill). Spark runs the lost task again
+    elsewhere: its partition's files are written again under the same names and its tally is
+    merged once; what the executor had finished stays done; the spare worker gets a new
+    executor; the output is exactly the clean run's."""
+    master, workers = start_cluster(containers, 3)
+    seen: dict = {}
+
+    def kill(driver: Driver) -> None:
+        while True:
+            victim, _ = mid_featurize(containers, workers, driver, "cluster-killed")
+            containers.pause(victim.container)
+            seen["frozen"] = settled(lambda held=victim: tasks_on(held, driver))
+            if seen["frozen"]["RUNNING"]:
+                break  # frozen with a featurize task it cannot finish
+            containers.unpause(victim.container)  # its task ended just before: try again
+        containers.signal(victim.container, "KILL")
+
+    done = run_on_cluster(containers, master, s3_sample, "cluster-killed", while_running=kill)
+    manifest = assert_same_result_as_the_pod_run("cluster-killed", done)
+    record_run("cluster run with a worker killed", done, manifest)
+    record("worker killed: tasks lost", seen["frozen"]["RUNNING"])
+    record("worker killed: partitions its executor had staged", seen["frozen"]["SUCCESS"])
+    assert manifest["featurize"]["retried_tasks"] == seen["frozen"]["RUNNING"]  # run again, counted once
+    assert executors_launched(containers, workers) == 3  # the spare worker took over
 
 
 def test_the_operator_entry_reaches_the_job_with_the_rendered_arguments(containers, s3_sample, tmp_path):

@@ -233,6 +233,9 @@ def test_a_killed_python_worker_costs_a_retry_not_the_run(small_input, weights, 
     assert marker.exists(), "no worker was killed: the fault was not injected"
     assert done.returncode == 0, done.stdout + done.stderr
     assert_same_rows(output, reference)
+    manifest = json.loads((output / MANIFEST).read_text())
+    assert manifest["featurize"]["retried_tasks"] == 1  # the killed worker's task, run again
+    assert manifest["counts"]["ok"] == manifest["pca"]["fit_rows"] == len(reference)  # its partition counted once
 
 
 def _args(source, output, weights, *extra) -> list[str]:

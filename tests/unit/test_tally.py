@@ -48,6 +48,22 @@ def test_a_partition_merged_twice_counts_once_and_a_tally_survives_its_file():
     np.testing.assert_allclose(total.moments.scatter / 119, np.cov(both.T), rtol=1e-9)
 
 
+def test_the_attempts_lost_before_a_partition_committed_survive_its_file_and_add_up():
+    """A task run again (attempt n after n attempts lost: an executor gone, a worker killed)
+    says so in its tally; the manifest's featurize.retried_tasks is their sum."""
+    data = rows(10, 5)
+    tallies = []
+    for partition, attempt in ((0, 0), (1, 1), (2, 2), (1, 1)):  # partition 1 merged twice counts once
+        counts = PartitionTally(partition, attempt=attempt)
+        counts.add(["x"] * 10, [None] * 10, data, 0)
+        tallies.append(RunTally.from_bytes(counts.result().to_bytes()))
+    total = RunTally()
+    for tally in tallies:
+        total = total.merge(tally)
+    assert total.retried == 3 and total.rows == 30
+    assert partition_tally(3, data, ["x"] * 10).retried == 0
+
+
 def test_fit_fraction_samples_the_rows_the_same_way_on_a_retry():
     data = rows(1000, 3)
     one, again = PartitionTally(5, fit_fraction=0.3, seed=7), PartitionTally(5, fit_fraction=0.3, seed=7)

@@ -114,14 +114,17 @@ class FeaturizePartitions:
 
         context = TaskContext.get()
         threads = context.cpus() if context else 1
+        attempt = context.attemptNumber() if context else 0  # > 0: an earlier attempt was lost
         for partition, images in indexed:
-            self.featurize_partition(partition, images, threads)
+            self.featurize_partition(partition, images, threads, attempt)
             yield partition
 
-    def featurize_partition(self, partition: int, images: list[ListedImage], threads: int = 1) -> None:
+    def featurize_partition(
+        self, partition: int, images: list[ListedImage], threads: int = 1, attempt: int = 0
+    ) -> None:
         config, store = self.config, self.store
         backbone = BACKBONES[config.backbone]
-        counts = PartitionTally(partition, config.fit_fraction, config.seed, cores=threads)
+        counts = PartitionTally(partition, config.fit_fraction, config.seed, cores=threads, attempt=attempt)
         predict, errors = None, []
         report = ImageReporter(self.progress)
         with store.writer(f"{self.staging}/{part_file(partition)}", STAGED_SCHEMA) as features:

@@ -50,6 +50,7 @@ class RunTally:
     moments: Moments = field(default_factory=Moments.empty)  # of the rows sampled for the fit
     core_seconds: float = 0.0  # task time x the task's cores, as spent
     read_retries: int = 0  # reads retried after a transient storage fault
+    retried: int = 0  # task attempts lost and run again (their time is not in core_seconds)
 
     @property
     def ok(self) -> int:
@@ -67,6 +68,7 @@ class RunTally:
             self.moments.merge(other.moments),
             self.core_seconds + other.core_seconds,
             self.read_retries + other.read_retries,
+            self.retried + other.retried,
         )
 
     def without(self, part: "RunTally", partition: int) -> "RunTally":
@@ -91,6 +93,7 @@ class RunTally:
             "splits": self.splits,
             "core_seconds": self.core_seconds,
             "read_retries": self.read_retries,
+            "retried": self.retried,
         }
         buffer = io.BytesIO()
         upper = _upper_mask(len(self.moments.mean))  # the scatter matrix is symmetric: half of it
@@ -122,15 +125,17 @@ class RunTally:
             moments,
             counts["core_seconds"],
             counts.get("read_retries", 0),  # absent from the tallies of older runs
+            counts.get("retried", 0),
         )
 
 
 class PartitionTally:
     """A task's tally, fed batch by batch; rows enter the moments with probability
-    `fit_fraction` (seeded per partition, so a repeated task samples the same rows)."""
+    `fit_fraction` (seeded per partition, so a repeated task samples the same rows).
+    `attempt`: Spark's attempt number of the task (0 the first time; n after n attempts lost)."""
 
-    def __init__(self, partition: int, fit_fraction: float = 1.0, seed: int = 0, cores: int = 1):
-        self.partition = partition
+    def __init__(self, partition: int, fit_fraction: float = 1.0, seed: int = 0, cores: int = 1, attempt: int = 0):
+        self.partition, self.attempt = partition, attempt
         self.fit_fraction = fit_fraction
         self._random = np.random.default_rng([seed, partition]) if fit_fraction < 1.0 else None
         self._moments = MomentsBuilder()
@@ -170,6 +175,7 @@ class PartitionTally:
             self._moments.result(),
             (time.perf_counter() - self._started) * self._cores,
             self.read_retries,
+            self.attempt,
         )
 
 

@@ -52,6 +52,7 @@ class FeaturizeRecord:
     planned_cores: int
     stats_merge_tasks: int
     stats_bytes_to_driver: int
+    retried_tasks: int = 0  # task attempts lost (an executor gone, a Python worker killed) and run again
 
 
 @dataclass(frozen=True)
