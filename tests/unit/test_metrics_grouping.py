@@ -2,6 +2,7 @@
 
 import pytest
 
+from fruits.settings.config import build_config
 from fruits.settings.errors import StorageError, UserError, worker_errors_as_user_errors, worker_user_error
 from fruits.write.run_metrics import failure_class, job_key, output_prefix
 
@@ -46,3 +47,8 @@ def test_a_worker_s_storage_error_stays_a_storage_error_on_the_driver():
     with pytest.raises(UserError, match=r"^bad image$") as caught, worker_errors_as_user_errors():
         raise RuntimeError(f"... {worker_user_error('bad image')} ...")
     assert not isinstance(caught.value, StorageError)
+
+
+def test_a_metrics_url_that_is_not_http_is_refused_in_one_sentence():
+    with pytest.raises(UserError, match=r"--metrics-url 'pushgateway:9091' is not an http:// or https:// URL"):
+        build_config({"metrics_url": "pushgateway:9091"})

@@ -18,10 +18,14 @@ def argument(arguments: list[str], flag: str) -> str | None:
     return found
 
 
+def job_arguments_of(app: dict) -> list[str]:
+    return list((app.get("spec") or {}).get("arguments") or [])
+
+
 def kept_logs_of(app: dict) -> tuple[str, str]:
     """(the s3a:// folder the run's logs are kept in, its run id) from its SparkApplication:
     the job's --output with {run_id} filled, the run id being --run-id or the app's name."""
-    arguments = list((app.get("spec") or {}).get("arguments") or [])
+    arguments = job_arguments_of(app)
     name = app["metadata"]["name"]
     run_id = argument(arguments, "--run-id") or name
     output = argument(arguments, "--output")
@@ -34,8 +38,7 @@ def newest_kept_log(app: dict, endpoint: str | None) -> tuple[str, Iterator[str]
     """The newest log the run kept (its last attempt) and its lines; a clear error if none."""
     folder, run_id = kept_logs_of(app)
     bucket, prefix = parse_s3_uri(folder)
-    arguments = list(app["spec"].get("arguments") or [])
-    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or argument(arguments, "--s3-endpoint")
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or argument(job_arguments_of(app), "--s3-endpoint")
     client = s3_client(endpoint)
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{run_id}-")
