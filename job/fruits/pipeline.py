@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 from fruits import __version__, installed_versions
 from fruits.featurize.backbone_model import BackboneInBackground
 from fruits.featurize.partitions import FeaturizePartitions, featurize
+from fruits.featurize.runtimes import model_digest
 from fruits.fit.reduce import Reduction, fit_reduction, max_components
 from fruits.fit.tally import RunTally, merge_stats, stats_file
 from fruits.ingest.listing import Listing, list_images
@@ -38,6 +39,7 @@ from fruits.runs.finished_run import FinishedRun, latest_run, open_finished_run
 from fruits.runs.reuse import (
     ReusePlan,
     TallySources,
+    check_same_model,
     check_same_space,
     plan_reuse,
     saved_tally,
@@ -100,6 +102,7 @@ class Executed:
     files: dict[str, dict] = field(default_factory=dict)  # the published files: size, time, SHA-256
     hashes: dict[str, str] = field(default_factory=dict)  # SHA-256 of the feature files, as written
     keep_staging: bool = False  # a failure whose staged files the user is pointed to
+    model_sha256: str | None = None  # the TFLite backbone's content hash (None: --runtime tf)
 
     @property
     def staging(self) -> str:
@@ -307,12 +310,27 @@ def featurize_images(context: Context, plan: RunPlan, executed: Executed, done: 
             worker_errors_as_user_errors(),
             storage_errors_as_user_errors(plan.config.output, stores.s3),
         ):
-            prepared = context.backbone.result() if todo else None  # converted or downloaded once, on the driver
+            # converted or downloaded once, on the driver; a tflite model always, for its hash
+            prepared = context.backbone.result() if todo or plan.config.runtime == "tflite" else None
+            executed.model_sha256 = backbone_digest(plan, prepared)
             task = FeaturizePartitions(plan.config, stores.source, stores.target, executed.staging, progress)
             featurize(context.spark, todo, task, prepared)
     except UserError:
         executed.output.abandon()  # e.g. no weights: nothing was written, leave no folder behind
         raise
+
+
+def backbone_digest(plan: RunPlan, prepared: bytes | None) -> str | None:
+    """The TFLite backbone's hash, checked against the runs whose features or model this run
+    reuses (None for --runtime tf: its weights are a setting, compared as one)."""
+    if plan.config.runtime != "tflite" or prepared is None:
+        return None
+    digest = model_digest(prepared)
+    if plan.reuse is not None:
+        check_same_model(plan.reuse.previous, digest, "--incremental-from")
+    if plan.applied is not None and plan.applied is not (plan.reuse.previous if plan.reuse else None):
+        check_same_model(plan.applied, digest, "--apply-model")
+    return digest
 
 
 def tally_run(context: Context, plan: RunPlan, executed: Executed, done: set[int]) -> None:
@@ -431,7 +449,14 @@ def record(
         counts=counts_of(plan.listing, tally),
         labels=dict(sorted(tally.labels.items())),
         splits=dict(sorted(tally.splits.items())),
-        backbone=BackboneRecord(backbone.name, config.weights, config.image_size, backbone.feature_dim),
+        backbone=BackboneRecord(
+            backbone.name,
+            config.weights,
+            config.image_size,
+            backbone.feature_dim,
+            config.precision,
+            executed.model_sha256,
+        ),
         pca=pca_record(plan, reduction),
         warnings=[*plan.warnings, *executed.warnings],
         timings_s={**clock.timings, "total": round(wall, 3)},

@@ -23,7 +23,7 @@ from fruits.write.projection import RowSource
 # moments through the accumulator) stays under 5%. On 2 592 images, 2 tasks ran as fast as 4, 15%
 # faster than 8.
 IMAGES_PER_TASK = 2_000
-FINGERPRINT_SETTINGS = ("backbone", "weights", "image_size", "runtime", "fit_fraction", "seed")
+FINGERPRINT_SETTINGS = ("backbone", "weights", "image_size", "runtime", "precision", "fit_fraction", "seed")
 
 
 def choose_partitions(images: int, cores: int) -> int:

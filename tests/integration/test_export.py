@@ -22,17 +22,32 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def exported(sample_run, tmp_path_factory):
-    output, _, _ = sample_run
+def float_run(spark, sample_dir, weights, tmp_path_factory):
+    """The sample at --precision float32: the export's graph computes the backbone in float, so
+    its parity with the run is exact (to 1e-4) for a float32 run."""
+    import pyarrow.parquet as pq
+
+    from fruits.pipeline import run_job
+    from fruits.settings.config import build_config
+
+    output = tmp_path_factory.mktemp("float") / "out"
+    config = build_config({"input": str(sample_dir), "output": str(output), "weights": weights, "precision": "float32"})
+    manifest = run_job(spark, config)
+    return output, manifest, pq.read_table(output / "features").to_pandas()
+
+
+@pytest.fixture(scope="module")
+def exported(float_run, tmp_path_factory):
+    output, _, _ = float_run
     folder = tmp_path_factory.mktemp("export") / "phone"
     result = runner.invoke(app, ["export", str(output), "--to", str(folder), "--check", "0"])
     assert result.exit_code == 0, result.output
     return folder, json.loads((folder / EXPORT_JSON).read_text()), result.output
 
 
-def test_the_featurizer_reproduces_the_runs_pca_for_every_image(exported, sample_run):
+def test_the_featurizer_reproduces_the_runs_pca_for_every_image(exported, float_run):
     folder, description, output = exported
-    _, manifest, _ = sample_run
+    _, manifest, _ = float_run
     assert sorted(p.name for p in folder.iterdir()) == sorted([FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON])
     parity = description["featurizer_parity"]
     assert parity["images"] == manifest["counts"]["ok"]  # --check 0: every image of the run
@@ -41,17 +56,30 @@ def test_the_featurizer_reproduces_the_runs_pca_for_every_image(exported, sample
     assert "featurizer vs run" in flat(output)
 
 
-def test_the_classifier_labels_held_out_images(exported, sample_run):
+def test_the_classifier_labels_held_out_images(exported, float_run):
     folder, description, _ = exported
     head = description["classifier"]
     assert head["metric"] in ("cosine", "euclidean") and head["test_images"] > 100
     assert head["top1"] >= 0.9, head  # the sample's fruits are well apart (1-NN on the run: ~0.99)
     assert (folder / LABELS).read_text().splitlines() == description["labels"]
-    assert set(description["labels"]) == set(sample_run[1]["labels"])
+    assert set(description["labels"]) == set(float_run[1]["labels"])
+    assert description["run_precision"] == "float32"
 
 
-def test_int8_stays_within_a_point_of_float_and_is_smaller(sample_run, exported, tmp_path):
-    output, _, _ = sample_run
+def test_an_int8_runs_export_says_so_and_still_labels_its_images(sample_run, tmp_path):
+    """The default run is int8: the phone graph's float backbone differs from it by the
+    quantization's noise, which the parity figures show, and the labels hold."""
+    output, manifest, _ = sample_run
+    assert manifest["backbone"]["precision"] == "int8"
+    description = export_run(str(output), tmp_path / "phone", DEFAULTS, check=64)
+    parity = description["featurizer_parity"]
+    assert description["run_precision"] == "int8"
+    assert 1e-4 * parity["max_abs_pca"] < parity["max_abs_diff"] < 0.25 * parity["max_abs_pca"], parity
+    assert description["classifier"]["top1"] >= 0.9, description["classifier"]
+
+
+def test_int8_stays_within_a_point_of_float_and_is_smaller(float_run, exported, tmp_path):
+    output, _, _ = float_run
     description = export_run(str(output), tmp_path / "int8", DEFAULTS, quantize="int8", check=64)
     head = description["classifier"]
     assert head["top1"] >= head["top1_float"] - 0.01, head
@@ -111,6 +139,7 @@ def s3_run_for_export(spark, s3_server, sample_dir, weights):
             "weights": weights,
             "s3_path_style": True,
             "s3_credentials": "static",
+            "precision": "float32",
         }
     )
     run_job(spark, config)

@@ -15,7 +15,7 @@ def no_loaded_models(monkeypatch):
 
 
 def test_a_baked_model_serves_a_worker_that_never_builds_keras(tmp_path, weights, monkeypatch, no_loaded_models):
-    baked = runtimes.bake(str(tmp_path / "baked"), "mobilenet_v2", 96, weights)
+    baked = runtimes.bake(str(tmp_path / "baked"), "mobilenet_v2", 96, weights, "float32")
     assert baked.parent == tmp_path / "baked" and baked.stat().st_size > 1_000_000
 
     monkeypatch.setenv(runtimes.BAKED_DIR_ENV, str(baked.parent))

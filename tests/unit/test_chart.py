@@ -280,6 +280,11 @@ def settings_to_values(job: dict, cluster: dict) -> dict:
     "job, cluster",
     [
         ({"input": "s3a://b/in", "output": "s3a://b/out"}, {}),
+        # settings the lean image cannot serve: the image with TensorFlow, derived or given
+        ({"input": "s3a://b/in", "output": "s3a://b/out", "runtime": "tf"}, {}),
+        ({"input": "s3a://b/in", "output": "s3a://b/out", "image_size": 128}, {"image": "r.example/f:2"}),
+        ({"input": "s3a://b/in", "output": "s3a://b/out", "backbone": "resnet50"}, {"tf_image": "r.example/f:tf"}),
+        ({"input": "s3a://b/in", "output": "s3a://b/out", "precision": "float32"}, {}),
         (
             {
                 "input": "s3a://b/in",
@@ -357,6 +362,18 @@ def test_the_chart_renders_exactly_what_fruitsctl_render_prints(chart, job, clus
         managed_by="Helm",
     )
     assert rendered == expected
+
+
+def test_the_image_is_the_lean_one_exactly_where_its_baked_models_serve_the_settings(chart):
+    def image(job: dict, cluster: dict | None = None) -> str:
+        values = settings_to_values({"input": "s3a://b/in", "output": "s3a://b/out", **job}, cluster or {})
+        return render(chart, values)["SparkApplication"][0]["spec"]["image"]
+
+    lean = ClusterConfig().image
+    assert image({}) == image({"precision": "float32"}) == lean  # both precisions are baked
+    for needs_tensorflow in ({"runtime": "tf"}, {"image_size": 128}, {"backbone": "vgg16"}, {"weights": "/w.h5"}):
+        assert image(needs_tensorflow) == f"{lean}-tf", needs_tensorflow
+    assert image({"runtime": "tf"}, {"tf_image": "r.example/fruits:tf"}) == "r.example/fruits:tf"
 
 
 # ---------------------------------------------------------------- the History Server

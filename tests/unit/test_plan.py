@@ -136,8 +136,9 @@ def test_the_manifest_is_one_typed_record_and_older_runs_read_as_the_current_for
         "config": {"model": "mobilenet_v2", "image_size": 96},
     }
     new = upgraded(old)
-    assert new["backbone"] == old["model"] and "model" not in new
-    assert new["config"] == {"backbone": "mobilenet_v2", "image_size": 96}
-    current = {"format": FORMAT, "backbone": {"name": "resnet50"}}
-    assert upgraded(current) is current
+    # runs from before --precision were float32, their converted models unhashed
+    assert new["backbone"] == {**old["model"], "precision": "float32", "model_sha256": None} and "model" not in new
+    assert new["config"] == {"backbone": "mobilenet_v2", "image_size": 96, "precision": "float32"}
+    current = {"format": FORMAT, "backbone": {"name": "resnet50", "precision": "int8", "model_sha256": "ab"}}
+    assert upgraded(current) == current
     assert json.loads(json.dumps(upgraded(old)))["backbone"]["name"] == "mobilenet_v2"

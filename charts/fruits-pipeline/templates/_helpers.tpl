@@ -34,6 +34,9 @@ fruits.io/run: {{ include "fruits.fullname" . }}
 {{- if not (kindIs "invalid" $job.k) -}}
 {{- $_ := set $job "variance" nil -}}
 {{- end -}}
+{{- if eq $job.runtime "tf" -}}
+{{- $_ := set $job "precision" "float32" -}}{{/* what the Keras model computes in */}}
+{{- end -}}
 {{- range $key, $value := $job }}
 {{- $flag := printf "--%s" (regexReplaceAll "([A-Z])" $key "-${1}" | lower) }}
 {{- if kindIs "invalid" $value }}
@@ -47,6 +50,18 @@ fruits.io/run: {{ include "fruits.fullname" . }}
 - {{ toString $value | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The image: cluster.image (LiteRT and the converted models of the default backbone at its
+default size, ImageNet weights), or the one with TensorFlow for any other setting
+(fruits.cluster.spark_application.image_for picks the same; a test keeps them equal). */}}
+{{- define "fruits.image" -}}
+{{- $job := .Values.job -}}
+{{- if and (eq $job.runtime "tflite") (eq $job.backbone "mobilenet_v2") (eq (int $job.imageSize) 96) (eq $job.weights "imagenet") -}}
+{{ .Values.cluster.image }}
+{{- else -}}
+{{ .Values.cluster.tfImage | default (printf "%s-tf" .Values.cluster.image) }}
+{{- end -}}
 {{- end -}}
 
 {{/* Driver and executor pod settings shared by both. */}}
@@ -144,7 +159,7 @@ priorityClassName: {{ . }}
 type: Python
 pythonVersion: "3"
 mode: cluster
-image: {{ .Values.cluster.image }}
+image: {{ include "fruits.image" . }}
 imagePullPolicy: {{ .Values.cluster.imagePullPolicy }}
 mainApplicationFile: local:///opt/fruits/job/main.py
 arguments:

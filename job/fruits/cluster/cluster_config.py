@@ -48,7 +48,15 @@ UI_PORT = 4040  # the driver's Spark UI: what the NetworkPolicy opens to the mon
 class ClusterConfig:
     name: str | None = option(None, "SparkApplication name (default: fruits-<date>-<time>-<random>).")
     namespace: str = option("default", "Kubernetes namespace.", aliases=("-n",))
-    image: str = option(f"fruits-pipeline:{__version__}", "Container image with Spark, TensorFlow and the job.")
+    image: str = option(
+        f"fruits-pipeline:{__version__}",
+        "Container image with Spark, LiteRT, the job and the default backbone's converted models (no TensorFlow).",
+    )
+    tf_image: str | None = option(
+        None,
+        "The image with TensorFlow, used instead for settings the image above cannot serve (--runtime tf, "
+        "another backbone, image size or weights); empty: the image's name with -tf appended.",
+    )
     image_pull_policy: str = option("IfNotPresent", "Image pull policy.", choices=("IfNotPresent", "Always", "Never"))
     service_account: str = option(
         "fruits-spark",

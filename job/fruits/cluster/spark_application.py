@@ -7,7 +7,7 @@ from typing import Any
 from fruits import __version__
 from fruits.cluster.api_errors import GROUP, VERSION
 from fruits.cluster.cluster_config import JOB_FILE, PROMETHEUS_SPARK_CONF, SPARK_UID, ClusterConfig, spark_version
-from fruits.settings.config import JobConfig, new_run_id
+from fruits.settings.config import DEFAULTS, JobConfig, new_run_id
 from fruits.settings.options import arguments_for
 
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -161,6 +161,20 @@ def job_arguments(job: JobConfig, name: str) -> list[str]:
     return arguments_for({field: values[field] for field in sorted(values, key=camel)})
 
 
+def serves_without_tensorflow(job: JobConfig) -> bool:
+    """Whether the default (lean) image runs these settings: LiteRT and the models it bakes,
+    the default backbone at the default size with ImageNet weights (images/Dockerfile)."""
+    baked = (DEFAULTS.backbone, DEFAULTS.image_size, "imagenet")
+    return job.runtime == "tflite" and (job.backbone, job.image_size, job.weights) == baked
+
+
+def image_for(job: JobConfig, cluster: ClusterConfig) -> str:
+    """The image a run of `job` needs (the chart's "fruits.image" picks the same)."""
+    if serves_without_tensorflow(job):
+        return cluster.image
+    return cluster.tf_image or f"{cluster.image}-tf"
+
+
 def spark_application(
     job: JobConfig, cluster: ClusterConfig, name: str | None = None, managed_by: str = "fruitsctl"
 ) -> dict:
@@ -177,7 +191,7 @@ def spark_application(
         "type": "Python",
         "pythonVersion": "3",
         "mode": "cluster",
-        "image": cluster.image,
+        "image": image_for(job, cluster),
         "imagePullPolicy": cluster.image_pull_policy,
         "mainApplicationFile": JOB_FILE,
         "arguments": job_arguments(job, name),

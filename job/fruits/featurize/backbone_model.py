@@ -22,6 +22,8 @@ from fruits.featurize.runtimes import (
     cached_by_content,
     converted_model,
     converted_name,
+    has_stored_model,
+    has_tensorflow,
     stored_model,
 )
 from fruits.settings.backbones import BACKBONES, Backbone, baked_imagenet
@@ -57,7 +59,10 @@ def prepare_backbone(config: JobConfig) -> bytes | None:
     backbone = BACKBONES[config.backbone]
     build = partial(build_checked, backbone, config.image_size, config.weights, UserError)
     if config.runtime == "tflite":
-        return converted_model(converted_name(backbone.name, config.image_size, config.weights), build)
+        name = converted_name(backbone.name, config.image_size, config.weights, config.precision)
+        return converted_model(
+            name, converter(backbone, config.image_size, config.weights, config.precision, UserError)
+        )
     if config.weights == "imagenet" and baked_imagenet(backbone.name, config.image_size) is None:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "imagenet.weights.h5")
@@ -68,7 +73,50 @@ def prepare_backbone(config: JobConfig) -> bytes | None:
 
 
 def _backbone_settings(config: JobConfig) -> tuple:
-    return config.backbone, config.weights, config.image_size, config.runtime
+    return config.backbone, config.weights, config.image_size, config.runtime, config.precision
+
+
+# Where TensorFlow is missing, the image that has it (set in the lean image; empty elsewhere)
+TF_IMAGE_ENV = "FRUITS_TF_IMAGE"
+
+
+def tensorflow_missing(needs: str) -> str:
+    """The sentence for a setting that needs TensorFlow where there is none."""
+    image = os.environ.get(TF_IMAGE_ENV)
+    if image:
+        return (
+            f"{needs} needs TensorFlow, which this image leaves out (it bakes the default backbone and "
+            f"image size only): run it on the {image} image (make image-tf), or keep those settings."
+        )
+    return f"{needs} needs TensorFlow, which is not installed here: pip install 'fruits-pipeline[tf]'."
+
+
+def check_servable(config: JobConfig) -> None:
+    """Refuse, before Spark starts, settings this installation cannot run: `--runtime tf`, or a
+    model that is neither baked nor cached, where TensorFlow is missing."""
+    if has_tensorflow():
+        return
+    if config.runtime == "tf":
+        raise UserError(tensorflow_missing("--runtime tf"))
+    if not has_stored_model(converted_name(config.backbone, config.image_size, config.weights, config.precision)):
+        weights = "ImageNet weights" if config.weights == "imagenet" else f"the weights {config.weights!r}"
+        raise UserError(
+            tensorflow_missing(
+                f"Converting {config.backbone} at {config.image_size} px with {weights} to {config.precision}"
+            )
+        )
+
+
+def converter(backbone: Backbone, image_size: int, weights: str, precision: str, error=worker_user_error):
+    """A function converting the backbone to a TFLite model at `precision` (bytes)."""
+
+    def convert() -> bytes:
+        if not has_tensorflow():
+            raise error(tensorflow_missing(f"Converting {backbone.name} at {image_size} px to {precision}"))
+        model = build_checked(backbone, image_size, weights, error, fresh=True)
+        return runtimes.convert_keras(model, backbone, image_size, precision)
+
+    return convert
 
 
 class BackboneInBackground:
@@ -81,6 +129,7 @@ class BackboneInBackground:
     THREAD_NAME = "prepare-backbone"
 
     def __init__(self, config: JobConfig):
+        check_servable(config)
         self._settings = _backbone_settings(config)
         self._result: bytes | None = None
         self._error: BaseException | None = None
@@ -109,20 +158,27 @@ def still_preparing() -> bool:
 
 
 def load_backbone(
-    backbone: Backbone, image_size: int, weights: str, threads: int = 1, runtime: str = "tflite", shipped=None
+    backbone: Backbone,
+    image_size: int,
+    weights: str,
+    threads: int = 1,
+    runtime: str = "tflite",
+    shipped=None,
+    precision: str = "float32",
 ) -> KerasRuntime | TFLiteRuntime:
     """The backbone's predict function for these settings, built at most once per Python process.
 
     `shipped` is the driver's `prepare_backbone` result as a Spark broadcast (or None): read
     only when this machine has no copy, so a worker of a baked image never unpickles it.
     """
-    key = (backbone.name, image_size, weights, runtime)
+    key = (backbone.name, image_size, weights, runtime, precision)
     if key not in _LOADED:
         build = partial(build_checked, backbone, image_size, weights)
         if runtime == "tflite":  # LiteRT: TensorFlow is imported only to convert (no shipped model)
-            name = converted_name(backbone.name, image_size, weights)
+            name = converted_name(backbone.name, image_size, weights, precision)
             converted = stored_model(name) or (shipped.value if shipped is not None else None)
-            _LOADED[key] = TFLiteRuntime(converted or converted_model(name, build), threads)
+            convert = converter(backbone, image_size, weights, precision)
+            _LOADED[key] = TFLiteRuntime(converted or converted_model(name, convert), threads)
         else:
             _match_tf_threads(threads)
             if shipped is not None:
@@ -139,11 +195,12 @@ def _shipped_weights(data: bytes) -> str:
     return str(path)
 
 
-def build_checked(backbone: Backbone, image_size: int, weights: str, error=worker_user_error, doing: str = ""):
+def build_checked(backbone: Backbone, image_size: int, weights: str, error=worker_user_error, fresh: bool = False):
     """The backbone's Keras model; a settings problem becomes `error(sentence)` (a worker's
-    user error in tasks, a plain UserError on the driver and in the export)."""
+    user error in tasks, a plain UserError on the driver and in the export). `fresh`: Keras's
+    names reset first, as a conversion needs (runtimes.fresh_keras)."""
     try:
-        return runtimes.build_keras(backbone, image_size, weights)
+        return (runtimes.fresh_keras if fresh else runtimes.build_keras)(backbone, image_size, weights)
     except Exception as exc:  # every cause here is a settings problem
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if weights == "imagenet":

@@ -133,7 +133,13 @@ class FeaturizePartitions:
                 chunk = images[start : start + config.batch_size]
                 if predict is None:
                     predict = load_backbone(
-                        backbone, config.image_size, config.weights, threads, config.runtime, self.shipped
+                        backbone,
+                        config.image_size,
+                        config.weights,
+                        threads,
+                        config.runtime,
+                        self.shipped,
+                        config.precision,
                     )
                 featurized = featurize_files(chunk, [next(contents) for _ in chunk], predict, backbone, config)
                 counts.add(

@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from fruits import __version__, installed_versions
-from fruits.featurize.backbone_model import build_checked
+from fruits.featurize.backbone_model import build_checked, prepare_backbone
 from fruits.featurize.decode import BadImage, decode_image
+from fruits.featurize.runtimes import model_digest
 from fruits.io.output import MODEL
 from fruits.results.evaluate import split_rows
 from fruits.results.run_results import RunResults, open_run
+from fruits.runs.reuse import check_same_model
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import JobConfig
 from fruits.settings.errors import UserError
@@ -159,6 +161,23 @@ def _refuse_unexportable(results: RunResults) -> None:
         )
 
 
+def _refuse_other_backbone(results: RunResults) -> None:
+    """The export's graph holds the backbone the Keras way; its parity with the run's features
+    is only meaningful when this installation converts the run's settings to the run's model."""
+    settings = results.manifest.get("config") or {}
+    if not results.run.model_sha256:
+        return
+    ours = prepare_backbone(
+        JobConfig(
+            backbone=settings.get("backbone", "mobilenet_v2"),
+            weights=settings.get("weights", "imagenet"),
+            image_size=int(settings.get("image_size", 96)),
+            precision=settings.get("precision", "float32"),
+        )
+    )
+    check_same_model(results.run, model_digest(ours) if ours else None, "export of")
+
+
 def export_run(
     uri: str,
     to: Path,
@@ -176,6 +195,7 @@ def export_run(
         raise UserError(f"--classifier is one of {', '.join(CLASSIFIERS)} and --quantize one of {', '.join(QUANTIZE)}.")
     results = open_run(uri, config)
     _refuse_unexportable(results)
+    _refuse_other_backbone(results)
     manifest, settings = results.manifest, results.manifest.get("config") or {}
     backbone, size = BACKBONES[manifest["backbone"]["name"]], int(manifest["backbone"]["image_size"])
     try:
@@ -252,6 +272,9 @@ def export_run(
         "k": reduction.k,
         "labels": head.labels if head else sorted(set(labels)),
         "quantize": quantize,
+        # the run's backbone arithmetic: an int8 run's features differ from this float graph's by
+        # the quantization's noise (featurizer_parity shows how much)
+        "run_precision": settings.get("precision", "float32"),
         "split": how,
         "featurizer_parity": parity,
         "classifier": classifier_figures,

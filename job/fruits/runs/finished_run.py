@@ -19,7 +19,7 @@ from fruits.settings.config import JobConfig
 from fruits.settings.errors import UserError
 from fruits.write.manifest import upgraded
 
-SETTINGS = ("backbone", "weights", "image_size", "runtime")  # what makes two runs' features the same space
+SETTINGS = ("backbone", "weights", "image_size", "runtime", "precision")  # what makes two runs' features the same space
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,12 @@ class FinishedRun:
 
     def setting(self, name: str):
         return (self.manifest.get("config") or {}).get(name)
+
+    @property
+    def model_sha256(self) -> str | None:
+        """The content hash of the TFLite backbone its features came from (None: --runtime tf, or
+        a run from before models were hashed)."""
+        return (self.manifest.get("backbone") or {}).get("model_sha256")
 
 
 def _manifest_at(store: Store) -> dict | None:

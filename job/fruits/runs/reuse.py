@@ -70,6 +70,19 @@ def check_same_space(config: JobConfig, run: FinishedRun, option: str) -> None:
         )
 
 
+def check_same_model(run: FinishedRun, digest: str | None, option: str) -> None:
+    """Refuse features of the same settings made by another converted model: a TensorFlow
+    version or calibration photos of their own make another space (slightly, but silently)."""
+    theirs = run.model_sha256
+    if theirs and digest and theirs != digest:
+        raise UserError(
+            f"{option} {run.uri!r} was featurized by another {run.setting('precision')} backbone model (SHA-256 "
+            f"{theirs[:12]}, this installation's is {digest[:12]}: another TensorFlow version or calibration set "
+            f"converted it), so its features are another space; run with the image or version that made it, "
+            f"or without {option} for a full run."
+        )
+
+
 @dataclass
 class ReusePlan:
     """Which images go through the CNN and which rows come from the previous run."""

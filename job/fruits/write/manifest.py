@@ -32,6 +32,8 @@ class BackboneRecord:
     weights: str
     image_size: int
     feature_dim: int
+    precision: str  # of the converted model (float32 for --runtime tf)
+    model_sha256: str | None  # the converted TFLite model's content hash (None for --runtime tf)
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,17 @@ class Manifest:
 
 
 def upgraded(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A manifest as `fruits-run/2` spells it, whatever version wrote it."""
-    if manifest.get("format") != "fruits-run/1":
-        return manifest
-    document = {key: value for key, value in manifest.items() if key != "model"}
-    document["backbone"] = manifest.get("model")
-    if isinstance(manifest.get("config"), dict):
-        config = {key: value for key, value in manifest["config"].items() if key != "model"}
-        document["config"] = {"backbone": manifest["config"].get("model"), **config}
+    """A manifest as `fruits-run/2` spells it, whatever version wrote it. Runs from before
+    --precision existed were float32, their models unhashed."""
+    document = dict(manifest)
+    if manifest.get("format") == "fruits-run/1":
+        document = {key: value for key, value in manifest.items() if key != "model"}
+        document["backbone"] = manifest.get("model")
+        if isinstance(manifest.get("config"), dict):
+            config = {key: value for key, value in manifest["config"].items() if key != "model"}
+            document["config"] = {"backbone": manifest["config"].get("model"), **config}
+    if isinstance(document.get("config"), dict) and "precision" not in document["config"]:
+        document["config"] = {**document["config"], "precision": "float32"}
+    if isinstance(document.get("backbone"), dict) and "precision" not in document["backbone"]:
+        document["backbone"] = {**document["backbone"], "precision": "float32", "model_sha256": None}
     return document
