@@ -1,6 +1,6 @@
 """`make bench`: how fast the pipeline runs against the raw model and the seeds' approach.
 
-    python bench/bench.py [--images N] [--repeats R] [--sizes 96,160]
+    python bench/bench.py [--images N] [--repeats R] [--sizes 96,160] [--input FOLDER]
 
 Each measurement runs in a fresh Python process (cold numbers include Python worker
 start and model load), on the Fruits-360 sample replicated to N images, with the shared
@@ -74,6 +74,14 @@ def held_out_accuracy(paths, labels, vectors) -> float:
     return float((y[distances.argmin(1)] == y).mean())
 
 
+def frame_block_accuracy(table: dict) -> dict:
+    """1-NN on `pca`, held out as `fruitsctl evaluate` does on a real folder (frame blocks)."""
+    from fruits.results.evaluate import evaluate
+
+    found = evaluate(table["label"], table["split"], table["pca"], table["path"])
+    return {"accuracy": found["accuracy"], "split": found["split"], "test_images": found["test_images"]}
+
+
 # ---------------------------------------------------------------- memory sampling
 def _rss_mb(pid: int) -> float:
     try:
@@ -136,7 +144,7 @@ class PeakRss:
 
 
 # ---------------------------------------------------------------- measurements (child processes)
-def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
+def measure_raw(size: int, batch: int, images: int, runtime: str, precision: str = "float32") -> dict:
     """The backbone alone on preprocessed arrays, in the runtime the pipeline uses, one
     thread (as in one Spark task)."""
     from fruits.featurize.backbone_model import load_backbone
@@ -144,7 +152,10 @@ def measure_raw(size: int, batch: int, images: int, runtime: str) -> dict:
     from fruits.settings.backbones import BACKBONES
 
     backbone = BACKBONES["mobilenet_v2"]
-    predict = load_backbone(backbone, size, str(WEIGHTS), 1, runtime)
+    try:
+        predict = load_backbone(backbone, size, str(WEIGHTS), 1, runtime, precision=precision)
+    except TypeError:  # an older version (--before): float32 only
+        predict = load_backbone(backbone, size, str(WEIGHTS), 1, runtime)
     files = sorted(SAMPLE.glob("*/*.jpg"))[:batch]
     chunk = backbone.preprocess(np.stack([decode_image(f.read_bytes(), size) for f in files]))
     predict(chunk)
@@ -175,7 +186,12 @@ def measure_decode(size: int, batch: int, images: int) -> dict:
     return {"ms_per_image": 1000 * best / (len(data) // batch * batch)}
 
 
-def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, baked: bool = False) -> dict:
+def measure_pipeline(
+    dataset: str, size: int, warm_runs: int, runtime: str, baked: bool = False, precision: str | None = None
+) -> dict:
+    """Cold and warm runs of the job on `dataset`, with their 1-NN accuracy: leave-one-out over
+    the replicated sample's originals, or, on a real folder (--input), held out by the file
+    names' numbering (frame blocks: `fruitsctl evaluate`'s split)."""
     import pyarrow.parquet as pq
 
     from fruits.featurize.runtimes import BAKED_DIR_ENV, bake, local_cache_dir
@@ -187,8 +203,10 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
     # unless `baked`: then one baked as the image bakes it (a pod of our image); the JVM and its
     # Python workers, started below, inherit the setting.
     shutil.rmtree(local_cache_dir(), ignore_errors=True)
+    chosen = {"precision": precision} if precision else {}  # None: the version's default (--before)
     if baked:
-        os.environ[BAKED_DIR_ENV] = str(bake(str(WORK / "baked"), "mobilenet_v2", size, str(WEIGHTS)).parent)
+        model = bake(str(WORK / "baked"), "mobilenet_v2", size, str(WEIGHTS), precision or "float32")
+        os.environ[BAKED_DIR_ENV] = str(model.parent)
         shutil.rmtree(local_cache_dir(), ignore_errors=True)  # baking converted through it
     config = build_config(
         {
@@ -197,6 +215,7 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
             "weights": str(WEIGHTS),
             "image_size": size,
             "runtime": runtime,
+            **chosen,
         }
     )
     try:  # as fruitsctl does: the model prepared while Spark starts (older versions: within the run)
@@ -218,19 +237,26 @@ def measure_pipeline(dataset: str, size: int, warm_runs: int, runtime: str, bake
                     "weights": str(WEIGHTS),
                     "image_size": size,
                     "runtime": runtime,
+                    **chosen,
                 }
             )
             manifest = run_job(spark, config, **(first if attempt == 0 else {}))
             runs.append(
                 {
                     "img_s": manifest["counts"]["read"] / manifest["timings_s"]["total"],
+                    "wall_s": manifest["timings_s"]["total"],
+                    "images": manifest["counts"]["read"],
                     "timings_s": manifest["timings_s"],
                     "k": manifest["pca"]["k"],
                 }
             )
             if accuracy is None:
-                table = pq.read_table(output / "features", columns=["path", "label", "pca"]).to_pydict()
-                accuracy = held_out_accuracy(table["path"], table["label"], table["pca"])
+                table = pq.read_table(output / "features", columns=["path", "label", "split", "pca"]).to_pydict()
+                accuracy = (
+                    held_out_accuracy(table["path"], table["label"], table["pca"])
+                    if Path(dataset).is_relative_to(WORK)
+                    else frame_block_accuracy(table)
+                )
             shutil.rmtree(output, ignore_errors=True)
     spark.stop()
     return {
@@ -509,15 +535,11 @@ def spread(values: list[float]) -> dict:
     }
 
 
-def raw_throughput(size: int, batch: int, images: int, cores: int, runtime: str) -> float:
+def raw_throughput(size: int, batch: int, images: int, cores: int, runtime: str, precision: str = "float32") -> float:
     """Aggregate img/s of `cores` concurrent single-thread processes (one per Spark task slot)."""
     results: list[dict] = []
-    threads = [
-        threading.Thread(
-            target=lambda: results.append(in_child("raw", size=size, batch=batch, images=images, runtime=runtime))
-        )
-        for _ in range(cores)
-    ]
+    kwargs = {"size": size, "batch": batch, "images": images, "runtime": runtime, "precision": precision}
+    threads = [threading.Thread(target=lambda: results.append(in_child("raw", **kwargs))) for _ in range(cores)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -546,12 +568,18 @@ def main() -> None:
         default=os.environ.get("BENCH_BEFORE", ""),
         help="also measure the pipeline's cold, warm and memory figures at this git revision (old vs new)",
     )
+    parser.add_argument(
+        "--input",
+        default=os.environ.get("BENCH_INPUT", ""),
+        help="also run each precision on this real folder (e.g. ../shared/data/fruits360-training): wall "
+        "times, and 1-NN accuracy held out by frame blocks",
+    )
     parser.add_argument("--skip-seeds", action="store_true", help="leave out the seeds' approach (slow)")
     parser.add_argument(
         "--only",
-        choices=("incremental", "export"),
+        choices=("incremental", "export", "precision"),
         help="one measurement alone: incremental vs full runs (at --images, and --scale-images if "
-        "given), or the phone export; writes bench/results-ONLY.json",
+        "given), the phone export, or int8 vs float32 (and --input); writes bench/results-ONLY.json",
     )
     parser.add_argument("--child")
     parser.add_argument("--kwargs")
@@ -585,30 +613,38 @@ def main() -> None:
     )
 
     if args.only:
-        measured = (
-            in_child("export")
-            if args.only == "export"
-            else [incremental_figures(figures) for figures in incremental_runs(args, dataset, size, runtime)]
-        )
+        if args.only == "export":
+            measured = in_child("export")
+        elif args.only == "precision":
+            measured = precision_figures(args, dataset, size, batch, cores, runtime, {})
+            print_precision_table(measured)
+        else:
+            measured = [incremental_figures(figures) for figures in incremental_runs(args, dataset, size, runtime)]
         (HERE / f"results-{args.only}.json").write_text(json.dumps(measured, indent=2))
         print(json.dumps(measured, indent=2))
         print(f"wrote {HERE / f'results-{args.only}.json'}")
         return
-    raw = [raw_throughput(size, batch, args.images // cores, cores, runtime) for _ in range(args.repeats)]
+    precision = DEFAULTS.precision
+    raw = [raw_throughput(size, batch, args.images // cores, cores, runtime, precision) for _ in range(args.repeats)]
     print(f"  raw model: {spread(raw)}", flush=True)
     decode_ms = in_child("decode", size=size, batch=batch, images=args.images)["ms_per_image"]
     pipeline = [
-        in_child("pipeline", dataset=dataset, size=size, warm_runs=2, runtime=runtime) for _ in range(args.repeats)
+        in_child("pipeline", dataset=dataset, size=size, warm_runs=2, runtime=runtime, precision=precision)
+        for _ in range(args.repeats)
     ]
     cold = [p["cold"]["img_s"] for p in pipeline]
     cold_baked = [
-        in_child("pipeline", dataset=dataset, size=size, warm_runs=0, runtime=runtime, baked=True)["cold"]["img_s"]
+        in_child("pipeline", dataset=dataset, size=size, warm_runs=0, runtime=runtime, baked=True, precision=precision)[
+            "cold"
+        ]["img_s"]
         for _ in range(args.repeats)
     ]
     warm = [w["img_s"] for p in pipeline for w in p["warm"]]
     print(
         f"  pipeline: cold {spread(cold)} cold with a baked model {spread(cold_baked)} warm {spread(warm)}", flush=True
     )
+    precisions = precision_figures(args, dataset, size, batch, cores, runtime, {precision: (raw, pipeline)})
+    print(f"  int8 vs float32: {precisions}", flush=True)
     before = {}
     if args.before:  # the same measurements on an older version's code, in this same run
         old = code_at(args.before)
@@ -677,6 +713,7 @@ def main() -> None:
         "images": args.images,
         "image_size": size,
         "runtime": runtime,
+        "precision": precision,
         "batch_size": batch,
         "cores": cores,
         "repeats": args.repeats,
@@ -716,9 +753,105 @@ def main() -> None:
         "profile": profile,
         "incremental": [incremental_figures(figures) for figures in incremental],
         "export": export,
+        "precisions": precisions,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
+    print_precision_table(precisions)
+
+
+def precision_figures(args, dataset: str, size: int, batch: int, cores: int, runtime: str, known: dict) -> dict:
+    """The raw model and the warm pipeline at each precision, measured in this one run (`known`:
+    precision -> (raw img/s list, pipeline results) already measured); with --input, one cold
+    run (the model baked, as in a pod of the image) and one warm run of each on that folder."""
+    figures: dict = {}
+    for precision in ("float32", "int8"):
+        raw, runs = known.get(precision) or (
+            [raw_throughput(size, batch, args.images // cores, cores, runtime, precision) for _ in range(args.repeats)],
+            [
+                in_child("pipeline", dataset=dataset, size=size, warm_runs=2, runtime=runtime, precision=precision)
+                for _ in range(args.repeats)
+            ],
+        )
+        figures[precision] = {
+            "raw_img_s": spread(raw),
+            "pipeline_warm_img_s": spread([w["img_s"] for p in runs for w in p["warm"]]),
+            "accuracy_sample_leave_one_out": statistics.median(p["accuracy"] for p in runs),
+        }
+        if args.input:
+            big = in_child(
+                "pipeline", dataset=args.input, size=size, warm_runs=1, runtime=runtime, baked=True, precision=precision
+            )
+            figures[precision]["input"] = {
+                "folder": args.input,
+                "images": big["cold"]["images"],
+                "cold_baked_wall_s": big["cold"]["wall_s"],
+                "warm_wall_s": big["warm"][0]["wall_s"],
+                "warm_img_s": round(big["warm"][0]["img_s"], 1),
+                "stage_timings_s_warm": big["warm"][0]["timings_s"],
+                "k": big["warm"][0]["k"],
+                "accuracy": big["accuracy"],
+                "peak_rss_mb": big["peak_rss_mb"],
+            }
+    int8, float32 = figures["int8"], figures["float32"]
+    figures["ratio_int8_pipeline_to_float32_raw"] = round(
+        int8["pipeline_warm_img_s"]["median"] / float32["raw_img_s"]["median"], 3
+    )
+    figures["ratio_int8_raw_to_float32_raw"] = round(int8["raw_img_s"]["median"] / float32["raw_img_s"]["median"], 3)
+    figures["ratio_int8_pipeline_to_float32_pipeline"] = round(
+        int8["pipeline_warm_img_s"]["median"] / float32["pipeline_warm_img_s"]["median"], 3
+    )
+    return figures
+
+
+def print_precision_table(figures: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="int8 vs float32 (one run; medians, min-max)")
+    for column in ("measure", "float32", "int8", "int8 / float32"):
+        table.add_column(column)
+
+    def cell(s: dict) -> str:
+        return f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})"
+
+    int8, float32 = figures["int8"], figures["float32"]
+    table.add_row(
+        "raw model, img/s",
+        cell(float32["raw_img_s"]),
+        cell(int8["raw_img_s"]),
+        f"{figures['ratio_int8_raw_to_float32_raw']:.2f}x",
+    )
+    table.add_row(
+        "warm pipeline, img/s",
+        cell(float32["pipeline_warm_img_s"]),
+        cell(int8["pipeline_warm_img_s"]),
+        f"{figures['ratio_int8_pipeline_to_float32_pipeline']:.2f}x",
+    )
+    table.add_row(
+        "int8 warm pipeline / float32 raw model", "", f"{figures['ratio_int8_pipeline_to_float32_raw']:.2f}x", ""
+    )
+    if "input" in int8:
+        a, b = float32["input"], int8["input"]
+        table.add_row(
+            f"{a['images']} images, cold (baked model), s",
+            f"{a['cold_baked_wall_s']:.1f}",
+            f"{b['cold_baked_wall_s']:.1f}",
+            f"{a['cold_baked_wall_s'] / b['cold_baked_wall_s']:.2f}x faster",
+        )
+        table.add_row(
+            f"{a['images']} images, warm, s",
+            f"{a['warm_wall_s']:.1f}",
+            f"{b['warm_wall_s']:.1f}",
+            f"{a['warm_wall_s'] / b['warm_wall_s']:.2f}x faster",
+        )
+        table.add_row(
+            f"1-NN top-1, {a['accuracy']['test_images']} held out ({a['accuracy']['split']})",
+            f"{a['accuracy']['accuracy']:.4f}",
+            f"{b['accuracy']['accuracy']:.4f}",
+            f"{100 * (b['accuracy']['accuracy'] - a['accuracy']['accuracy']):+.2f} points",
+        )
+    Console().print(table)
 
 
 def incremental_runs(args, dataset: str, size: int, runtime: str) -> list[dict]:

@@ -25,9 +25,17 @@ def _folder(to: Path | None, run_id: str) -> Path:
     return folder
 
 
-def _evaluate(results, sample: int | None, max_rows: int) -> dict:
+def _evaluate(results, sample: int | None, max_rows: int, random_split: bool = False) -> dict:
     table = results.features.to_pydict()
-    return evaluate(table["label"], table["split"], table["pca"], sample=sample, max_rows=max_rows)
+    return evaluate(
+        table["label"],
+        table["split"],
+        table["pca"],
+        table["path"],
+        sample=sample,
+        max_rows=max_rows,
+        random_split=random_split,
+    )
 
 
 def report(output: OutputArg, to: ToOption = None, *, config: JobConfig) -> None:
@@ -54,17 +62,26 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
     sample: Annotated[int | None, typer.Option(min=10, help="Evaluate on this many random images.")] = None,
     max_rows: Annotated[int, typer.Option(min=10, help="Refuse outputs with more images than this.")] = MAX_ROWS,
+    random_split: Annotated[
+        bool,
+        typer.Option(
+            help="A seeded random 70/30 split instead of the split column or the file names' numbering "
+            "(optimistic where images are near-duplicates, as video frames are)."
+        ),
+    ] = False,
     *,
     config: JobConfig,
 ) -> None:
-    """Train/test 1-NN accuracy on the PCA vectors: overall, per class, most confused pairs."""
+    """Train/test 1-NN accuracy on the PCA vectors: overall, per class, most confused pairs. The
+    split keeps near-duplicates apart: the run's split column, else blocks of the file names'
+    numbering (video frames), else a random split, labelled optimistic."""
     require_job_extra("evaluate")
     from fruits.results.run_results import open_run
 
     results = open_run(output, config)
     if results.features.num_rows < 4:
         raise UserError("The run has fewer than 4 images: too few to evaluate.")
-    evaluation = _evaluate(results, sample, max_rows)
+    evaluation = _evaluate(results, sample, max_rows, random_split)
     folder = _folder(to, results.manifest["run_id"])
     (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, ensure_ascii=False))
     if as_json:

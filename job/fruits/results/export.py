@@ -210,7 +210,7 @@ def export_run(
     labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)
     splits = np.asarray(results.features.column("split").to_pylist(), dtype=object)
     pca = np.stack(results.features.column("pca").to_numpy(zero_copy_only=False)).astype(np.float64)
-    train, test, how = split_rows(labels, splits, seed)
+    train, test, how = split_rows(labels, splits, results.features.column("path").to_pylist(), seed)
     head, head_accuracy = fit_head(labels, pca, train, test) if classifier == "centroid" else (None, {})
 
     rng = np.random.default_rng(seed)
