@@ -17,6 +17,7 @@ from fruits import __version__, installed_versions
 from fruits.featurize.backbone_model import BackboneInBackground
 from fruits.featurize.partitions import FeaturizePartitions, featurize
 from fruits.featurize.runtimes import model_digest
+from fruits.fit.classifier import fit_head
 from fruits.fit.reduce import Reduction, fit_reduction, max_components
 from fruits.fit.tally import RunTally, merge_stats, stats_file
 from fruits.ingest.listing import Listing, list_images
@@ -50,7 +51,8 @@ from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import LATEST, JobConfig
 from fruits.settings.errors import UserError, worker_errors_as_user_errors
 from fruits.spark_session import configure_s3a, default_run_id, kubernetes_app_name, merge_groups, planned_cores
-from fruits.write.manifest import BackboneRecord, Counts, FeaturizeRecord, Manifest, PcaRecord, now
+from fruits.write.head_files import copy_head, head_record, save_head
+from fruits.write.manifest import BackboneRecord, ClassifierRecord, Counts, FeaturizeRecord, Manifest, PcaRecord, now
 from fruits.write.model_files import load_reduction, save_pipeline_model
 from fruits.write.projection import project_rows
 from fruits.write.run_log import DriverLog, KeptLog
@@ -103,6 +105,7 @@ class Executed:
     hashes: dict[str, str] = field(default_factory=dict)  # SHA-256 of the feature files, as written
     keep_staging: bool = False  # a failure whose staged files the user is pointed to
     model_sha256: str | None = None  # the TFLite backbone's content hash (None: --runtime tf)
+    classifier: ClassifierRecord | None = None  # the head saved with the model (fitted, or kept)
 
     @property
     def staging(self) -> str:
@@ -395,7 +398,6 @@ def reduce_and_write(context: Context, plan: RunPlan, executed: Executed) -> Non
         executed.reduction = plan.applied_reduction or fit(plan, executed.tally, executed.warnings)
     with clock.stage("write"):
         write_errors(plan.listing, store, staging)
-        save_pipeline_model(executed.reduction, store, f"{staging}/{MODEL}", spark.version)
         # what the next incremental run updates
         store.write_bytes(f"{staging}/{MODEL}/{MOMENTS_FILE}", executed.tally.to_bytes())
         staged = set(store.files(staging))
@@ -410,6 +412,44 @@ def reduce_and_write(context: Context, plan: RunPlan, executed: Executed) -> Non
     written = sum(done.rows for done in projected)
     if written != counts.ok:
         raise RuntimeError(f"wrote {written} feature rows for {counts.ok} usable images")
+    head_uids = classifier_head(context, plan, executed)
+    with clock.stage("write"):  # the pipeline's metadata last: it names the head's stages
+        save_pipeline_model(executed.reduction, store, f"{staging}/{MODEL}", spark.version, head_uids)
+
+
+def classifier_head(context: Context, plan: RunPlan, executed: Executed) -> list[str]:
+    """The classifier head's stages in the staged model: fitted on the staged features (in
+    Spark), or the applied run's copied (not refitted); none for --classifier none. Returns
+    their uids."""
+    config, store, staging = plan.config, context.stores.target, executed.staging
+    if config.classifier == "none":
+        return []
+    if plan.applied is not None:
+        return kept_head(plan.applied, store, staging, executed)
+    with context.clock.stage("classifier"):
+        started = time.perf_counter()
+        features = store.uri_of(store.path(f"{staging}/{FEATURES}"))
+        head = fit_head(context.spark, features, config.seed)
+        if head is None:
+            executed.warnings.append(
+                "No classifier head: the rows could not be split into a train and a held-out part "
+                "with two labels or more; the model holds the scaler and PCA only."
+            )
+            return []
+        uids = save_head(head, store, f"{staging}/{MODEL}")
+        executed.classifier = head_record(head, time.perf_counter() - started)
+    return uids
+
+
+def kept_head(applied: FinishedRun, store: Store, staging: str, executed: Executed) -> list[str]:
+    """The applied run's head, copied with its record (which now names that run)."""
+    record = applied.manifest.get("classifier")
+    if not record:
+        return []
+    uids = copy_head(applied.store, MODEL, store, f"{staging}/{MODEL}")
+    fitted_by = record.get("fitted_by") or {"run_id": applied.run_id, "output": applied.uri}
+    executed.classifier = ClassifierRecord(**{**record, "fitted_by": fitted_by})
+    return uids
 
 
 def fit(plan: RunPlan, tally: RunTally, warnings: list[str]) -> Reduction:
@@ -475,6 +515,7 @@ def record(
         },
         files={"features": FEATURES, "errors": ERRORS, "model": MODEL},
         contents=executed.files,
+        classifier=executed.classifier,
         config=config.to_dict(),
         versions=versions(spark_version),
     )

@@ -19,15 +19,18 @@ larger outputs with a clear message, and `sample` evaluates on a per-class sampl
 import re
 from collections import Counter, defaultdict
 
+from fruits.fit.held_out import (  # one vocabulary for this split and the job's (in Spark)
+    MIN_BLOCK_GROUP,
+    NUMBER_BLOCKS,
+    RANDOM_SPLIT,
+    SPLIT_COLUMN,
+    TEST_NAMES,
+    TEST_SHARE,
+    TRAIN_NAMES,
+)
 from fruits.settings.errors import UserError
 
 MAX_ROWS = 300_000
-TRAIN_NAMES = ("train", "training")
-TEST_NAMES = ("test", "testing", "val", "valid", "validation")
-SPLIT_COLUMN = "the run's split column"
-NUMBER_BLOCKS = "contiguous blocks of the file names' numbering (frames kept apart)"
-RANDOM_SPLIT = "a seeded per-class 70/30 random split (optimistic: near-duplicate images fall on both sides)"
-TEST_SHARE = 0.3
 _NUMBER = re.compile(r"\d+")
 
 
@@ -49,7 +52,7 @@ def number_blocks(labels, paths):
         groups[(label, name[: found.start()] + "#" + name[found.end() :])].append((int(found.group()), row))
     test = np.zeros(len(labels), dtype=bool)
     for members in groups.values():
-        if len(members) < 4:
+        if len(members) < MIN_BLOCK_GROUP:
             continue  # too short to hold a block out: train only
         ranked = [row for _, row in sorted(members)]
         size = max(1, round(len(ranked) * TEST_SHARE))

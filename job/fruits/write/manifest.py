@@ -48,6 +48,23 @@ class PcaRecord:
 
 
 @dataclass(frozen=True)
+class ClassifierRecord:
+    """The classifier head saved with the model (stages 2 and 3 of model/), and how it was chosen."""
+
+    kind: str  # logistic: multinomial logistic regression on the pca vectors
+    labels: int
+    label_names: list[str]  # index i of the head's prediction is label_names[i] (sorted)
+    reg_param: float  # the one chosen: the best held-out top-1 of the grid
+    held_out_top1_by_reg_param: dict[str, float]  # the grid: each regParam fitted on the train part
+    held_out_top1: float  # of the saved model (fitted on the train part only)
+    split: str  # how the held-out rows were chosen (fruits.fit.held_out)
+    train_rows: int
+    test_rows: int
+    fit_s: float  # the grid's fits and scores, in the run that fitted it
+    fitted_by: dict[str, str] | None = None  # the run whose head was kept (--apply-model, --reuse-model)
+
+
+@dataclass(frozen=True)
 class FeaturizeRecord:
     partitions: int
     reused_partitions: int  # finished by an earlier attempt of this run (a retried driver)
@@ -82,6 +99,7 @@ class Manifest:
     versions: dict[str, str]
     metrics: dict[str, Any] | None = None  # the push to --metrics-url: where, and whether it worked
     log: str | None = None  # the driver's log of this attempt, kept under _logs/ after the manifest
+    classifier: ClassifierRecord | None = None  # None: --classifier none, or a run made before heads
     format: str = field(default=FORMAT)
 
     def to_dict(self) -> dict[str, Any]:

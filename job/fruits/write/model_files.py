@@ -15,6 +15,7 @@ API and no JVM call is involved.
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -116,9 +117,12 @@ def _metadata(java_class: str, uid: str, spark_version: str, params: dict, defau
     )
 
 
-def save_pipeline_model(reduction: Reduction, store: Store, folder: str, spark_version: str) -> None:
+def save_pipeline_model(
+    reduction: Reduction, store: Store, folder: str, spark_version: str, head_uids: Sequence[str] = ()
+) -> None:
     """Write the reduction as a Spark ML PipelineModel (StandardScalerModel -> PCAModel) under
-    store/folder, for Spark `spark_version`'s PipelineModel.load."""
+    store/folder, for Spark `spark_version`'s PipelineModel.load; `head_uids` are the stages
+    after them that fruits.write.head_files saved already (the classifier head)."""
     scaler, pca = _uid("StandardScalerModel"), _uid("PCAModel")
     explained = np.asarray(reduction.explained_variance[: reduction.k])
     # (uid, Java class, params, default params, data columns)
@@ -147,12 +151,16 @@ def save_pipeline_model(reduction: Reduction, store: Store, folder: str, spark_v
     store.write_text(
         f"{folder}/metadata/part-00000",
         _metadata(
-            "org.apache.spark.ml.PipelineModel", _uid("PipelineModel"), spark_version, {"stageUids": [scaler, pca]}, {}
+            "org.apache.spark.ml.PipelineModel",
+            _uid("PipelineModel"),
+            spark_version,
+            {"stageUids": [scaler, pca, *head_uids]},
+            {},
         ),
     )
 
 
-def _stage_row(store: Store, stage_folder: str) -> dict:
+def stage_row(store: Store, stage_folder: str) -> dict:
     """The one data row of a saved stage (ours, or Spark's own PipelineModel.save)."""
     files = [
         name
@@ -167,19 +175,45 @@ def _stage_row(store: Store, stage_folder: str) -> dict:
     raise FileNotFoundError(f"{store.uri_of(store.path(stage_folder))}/data holds no row")
 
 
+def dense_vector(udt: dict) -> np.ndarray:
+    """A VectorUDT value as read by pyarrow (dense or sparse) as one NumPy array."""
+    values = np.asarray(udt["values"], dtype=np.float64)
+    if udt["type"] == _DENSE:
+        return values
+    vector = np.zeros(udt["size"], dtype=np.float64)
+    vector[np.asarray(udt["indices"], dtype=np.int64)] = values
+    return vector
+
+
+def dense_matrix(udt: dict) -> np.ndarray:
+    """A MatrixUDT value as read by pyarrow (dense or sparse, either order) as a NumPy array."""
+    rows, columns, transposed = udt["numRows"], udt["numCols"], udt["isTransposed"]
+    values = np.asarray(udt["values"], dtype=np.float64)
+    if udt["type"] == _DENSE:
+        return values.reshape(rows, columns) if transposed else values.reshape(columns, rows).T
+    matrix = np.zeros((rows, columns) if not transposed else (columns, rows), dtype=np.float64)
+    pointers, indices = udt["colPtrs"], udt["rowIndices"]  # compressed columns (rows when transposed)
+    for column in range(len(pointers) - 1):
+        span = slice(pointers[column], pointers[column + 1])
+        matrix[np.asarray(indices[span], dtype=np.int64), column] = values[span]
+    return matrix.T if transposed else matrix
+
+
 def load_reduction(store: Store, folder: str, fit_rows: int = 0) -> Reduction:
     """A saved StandardScalerModel -> PCAModel pipeline (save_pipeline_model's layout, which is
     Spark ML's) back as a Reduction, with pyarrow alone: a run that applies an earlier run's
     model needs no JVM round trip for d x k doubles. Raises FileNotFoundError when a part is
     missing."""
     stages = sorted(
-        name for name, kind in store.children(f"{folder}/stages").items() if kind == pafs.FileType.Directory
+        name
+        for name, kind in store.children(f"{folder}/stages").items()
+        if kind == pafs.FileType.Directory and name.startswith(("0_", "1_"))  # after them: the head, if any
     )
     if len(stages) != 2:
         raise FileNotFoundError(
-            f"{store.uri_of(store.path(folder))} holds {len(stages)} stages, not the scaler and PCA"
+            f"{store.uri_of(store.path(folder))} holds {len(stages)} of the scaler and PCA stages, not both"
         )
-    scaler, pca = (_stage_row(store, f"{folder}/stages/{name}") for name in stages)
+    scaler, pca = (stage_row(store, f"{folder}/stages/{name}") for name in stages)
     mean, std = (np.asarray(scaler[name]["values"], dtype=np.float64) for name in ("mean", "std"))
     matrix = pca["pc"]
     values = np.asarray(matrix["values"], dtype=np.float64)
