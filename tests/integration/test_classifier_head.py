@@ -142,3 +142,14 @@ def test_classifier_none_saves_the_scaler_and_pca_only(reruns):
     model = PipelineModel.load(str(base / "none" / "model"))
     assert [type(stage).__name__ for stage in model.stages] == ["StandardScalerModel", "PCAModel"]
     assert not [path for path in none["contents"] if path.startswith(("model/stages/2_", "model/stages/3_"))]
+
+
+def test_export_refuses_the_logistic_head_of_a_run_without_one(reruns, tmp_path):
+    from fruits.results.export import export_run
+    from fruits.settings.config import DEFAULTS
+    from fruits.settings.errors import UserError
+
+    _, base, _, _ = reruns
+    with pytest.raises(UserError, match="has no classifier head"):
+        export_run(str(base / "none"), tmp_path / "phone", DEFAULTS, classifier="logistic")
+    assert not (tmp_path / "phone").exists()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -56,11 +57,14 @@ def test_the_featurizer_reproduces_the_runs_pca_for_every_image(exported, float_
     assert "featurizer vs run" in flat(output)
 
 
-def test_the_classifier_labels_held_out_images(exported, float_run):
+def test_the_classifier_is_the_runs_logistic_head_and_labels_held_out_images(exported, float_run):
     folder, description, _ = exported
     head = description["classifier"]
-    assert head["metric"] in ("cosine", "euclidean") and head["test_images"] > 100
-    assert head["top1"] >= 0.9, head  # the sample's fruits are well apart (1-NN on the run: ~0.99)
+    assert description["classifier_kind"] == "logistic"  # the default for a run with a head
+    assert head["metric"] == "logistic, softmax" and head["test_images"] > 100
+    assert head["test_images"] == float_run[1]["classifier"]["test_rows"]  # the job's held-out split
+    assert head["top1"] >= 0.95, head  # on LiteRT, from the photos
+    assert abs(head["top1"] - float_run[1]["classifier"]["held_out_top1"]) <= 0.02, head
     assert (folder / LABELS).read_text().splitlines() == description["labels"]
     assert set(description["labels"]) == set(float_run[1]["labels"])
     assert description["run_precision"] == "float32"
@@ -71,19 +75,43 @@ def test_an_int8_runs_export_says_so_and_still_labels_its_images(sample_run, tmp
     quantization's noise, which the parity figures show, and the labels hold."""
     output, manifest, _ = sample_run
     assert manifest["backbone"]["precision"] == "int8"
-    description = export_run(str(output), tmp_path / "phone", DEFAULTS, check=64)
+    description = export_run(str(output), tmp_path / "phone", DEFAULTS, classifier="centroid", check=64)
     parity = description["featurizer_parity"]
     assert description["run_precision"] == "int8"
     assert 1e-4 * parity["max_abs_pca"] < parity["max_abs_diff"] < 0.25 * parity["max_abs_pca"], parity
-    assert description["classifier"]["top1"] >= 0.9, description["classifier"]
+    head = description["classifier"]  # the nearest centroid, asked for though the run has a head
+    assert description["classifier_kind"] == "centroid" and head["metric"] in ("cosine", "euclidean")
+    assert head["top1"] >= 0.9, head  # the sample's fruits are well apart (1-NN on the run: ~0.99)
 
 
 def test_int8_stays_within_a_point_of_float_and_is_smaller(float_run, exported, tmp_path):
     output, _, _ = float_run
     description = export_run(str(output), tmp_path / "int8", DEFAULTS, quantize="int8", check=64)
     head = description["classifier"]
+    assert description["classifier_kind"] == "logistic"
     assert head["top1"] >= head["top1_float"] - 0.01, head
     assert description["file_bytes"][FEATURIZER] < exported[1]["file_bytes"][FEATURIZER] / 2
+
+
+def test_the_exported_head_labels_the_runs_images_as_the_spark_pipeline_model_does(exported, float_run, spark):
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import array_to_vector
+
+    from fruits.featurize.decode import decode_image
+    from fruits.fit.reduce import FEATURES_VECTOR
+    from fruits.results.export import LiteModel
+
+    folder, _, _ = exported
+    output = float_run[0]
+    rows = spark.read.parquet(str(output / "features"))
+    rows = rows.select("path", array_to_vector("features").alias(FEATURES_VECTOR))
+    predicted = PipelineModel.load(str(output / "model")).transform(rows).select("path", "predicted_label")
+    by_spark = dict(predicted.toPandas().itertuples(index=False))
+    phone, names = LiteModel((folder / CLASSIFIER).read_bytes()), (folder / LABELS).read_text().splitlines()
+    paths = sorted(by_spark)[::3]
+    on_phone = [names[int(phone(decode_image(Path(p.removeprefix("file:")).read_bytes(), 96)).argmax())] for p in paths]
+    agree = np.mean([label == by_spark[path] for label, path in zip(on_phone, paths)])
+    assert agree >= 0.98, agree
 
 
 DEVICE_EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)  # the one Python example of docs/export.md

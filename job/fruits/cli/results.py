@@ -97,8 +97,13 @@ def export_command(
         Path, typer.Option("--to", help="Folder for featurizer.tflite, classifier.tflite, labels.txt and export.json.")
     ],
     classifier: Annotated[
-        str, typer.Option(help="centroid: also a nearest-centroid classifier.tflite; none: only the featurizer.")
-    ] = "centroid",
+        str | None,
+        typer.Option(
+            help="logistic: classifier.tflite ends in the run's own logistic head (the default where the run "
+            "has one); centroid: a nearest-centroid head (the default otherwise); none: only the featurizer.",
+            show_default=False,
+        ),
+    ] = None,
     quantize: Annotated[
         str,
         typer.Option(

@@ -1,13 +1,15 @@
 """The phone export: a finished run as one TFLite graph, from a uint8 RGB photo to its `pca`
-values (featurizer.tflite), and the same graph with a nearest-centroid head that scores each
-label (classifier.tflite), for LiteRT on a device.
+values (featurizer.tflite), and the same graph with a head that scores each label
+(classifier.tflite), for LiteRT on a device: the run's own logistic head (fitted in the job,
+`--classifier logistic`, the default where the run has one: Dense logits from its
+coefficients and intercepts, then softmax), or a nearest centroid (`--classifier centroid`).
 
 Everything the pipeline does after resizing is inside the graph: the backbone's input
 normalisation, the CNN, the standardisation and the PCA projection (one matrix product, as
 the job applies them). The caller only resizes the photo to the run's input size, as the
 job's decoder does (fruits.featurize.decode).
 
-The head: one centroid per label in PCA space, fitted on the run's training rows (its
+The centroid head: one centroid per label in PCA space, fitted on the run's training rows (its
 split column, or the seeded 70 % part that `fruitsctl evaluate` uses), scored by cosine
 similarity or by negative squared Euclidean distance, whichever classifies the held-out
 rows better. The export runs its files with LiteRT on the run's own images and records
@@ -38,12 +40,13 @@ from fruits.runs.reuse import check_same_model
 from fruits.settings.backbones import BACKBONES
 from fruits.settings.config import JobConfig
 from fruits.settings.errors import UserError
+from fruits.write.head_files import LogisticWeights, load_logistic
 from fruits.write.model_files import load_reduction
 
 FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON = "featurizer.tflite", "classifier.tflite", "labels.txt", "export.json"
 EXPORT_FILES = (FEATURIZER, CLASSIFIER, LABELS, EXPORT_JSON)
 QUANTIZE = ("none", "dynamic", "int8")
-CLASSIFIERS = ("centroid", "none")
+CLASSIFIERS = ("logistic", "centroid", "none")
 REPRESENTATIVE_IMAGES = 200  # int8 calibration: images drawn from the run's training rows
 
 
@@ -60,6 +63,24 @@ class Head:
             unit = pca / np.maximum(np.linalg.norm(pca, axis=1, keepdims=True), 1e-12)
             return unit @ _unit_rows(self.centroids).T
         return 2.0 * pca @ self.centroids.T - (self.centroids**2).sum(axis=1)[None, :] - (pca**2).sum(axis=1)[:, None]
+
+
+@dataclass(frozen=True)
+class LogisticHead:
+    """The run's own logistic head (fitted in the job, fruits.fit.classifier): scores = softmax
+    of the logits, the probability of each label."""
+
+    weights: LogisticWeights
+    metric: str = "logistic, softmax"
+
+    @property
+    def labels(self) -> list[str]:
+        return self.weights.labels
+
+    def scores(self, pca: np.ndarray) -> np.ndarray:
+        logits = self.weights.logits(pca)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -79,7 +100,7 @@ def fit_head(labels: np.ndarray, pca: np.ndarray, train: np.ndarray, test: np.nd
     return Head(names, centroids, best), accuracy
 
 
-def _graph(backbone, keras_model, reduction, image_size: int, head: Head | None):
+def _graph(backbone, keras_model, reduction, image_size: int, head: Head | LogisticHead | None):
     """A Keras model: uint8 (1, S, S, 3) -> pca (1, k), or label scores (1, labels). Keras
     layers around the backbone, converted with from_keras_model as the job converts the
     backbone (a tf.function capturing a Keras 3 model converts to NaNs here)."""
@@ -96,6 +117,11 @@ def _graph(backbone, keras_model, reduction, image_size: int, head: Head | None)
     projection.set_weights([reduction.weights.astype(np.float32), reduction.bias.astype(np.float32)])
     if head is None:
         return keras.Model(image, pca, name="featurizer")
+    if isinstance(head, LogisticHead):  # the run's head: Dense(logits) -> softmax
+        logits = keras.layers.Dense(len(head.labels), name="logistic_head")
+        scores = keras.layers.Softmax(name="softmax")(logits(pca))
+        logits.set_weights([head.weights.coefficients.T.astype(np.float32), head.weights.intercepts.astype(np.float32)])
+        return keras.Model(image, scores, name="classifier")
     centroids = head.centroids.astype(np.float32)
     scoring = keras.layers.Dense(len(head.labels), name=f"{head.metric}_to_centroids")
     if head.metric == "cosine":
@@ -183,15 +209,16 @@ def export_run(
     to: Path,
     config: JobConfig,
     *,
-    classifier: str = "centroid",
+    classifier: str | None = None,
     quantize: str = "none",
     check: int = 256,
     overwrite: bool = False,
     seed: int = 0,
 ) -> dict:
     """Export the finished run at `uri` into the folder `to`; returns export.json's content.
-    `check`: how many of the run's images the featurizer's parity is measured on (0: all)."""
-    if classifier not in CLASSIFIERS or quantize not in QUANTIZE:
+    `check`: how many of the run's images the featurizer's parity is measured on (0: all).
+    `classifier`: None: the run's logistic head where it has one, else the nearest centroid."""
+    if (classifier is not None and classifier not in CLASSIFIERS) or quantize not in QUANTIZE:
         raise UserError(f"--classifier is one of {', '.join(CLASSIFIERS)} and --quantize one of {', '.join(QUANTIZE)}.")
     results = open_run(uri, config)
     _refuse_unexportable(results)
@@ -205,13 +232,27 @@ def export_run(
             f"The run's model folder {uri.rstrip('/')}/{MODEL} is missing or incomplete: export needs "
             "the fitted scaler and PCA; rerun the job."
         ) from None
+    logistic = load_logistic(results.run.store, MODEL)
+    classifier = classifier or ("logistic" if logistic else "centroid")
+    if classifier == "logistic" and logistic is None:
+        raise UserError(
+            f"{uri!r} has no classifier head (it was run with --classifier none, or before the job fitted "
+            "one): export it with --classifier centroid, or rerun it with --classifier logistic."
+        )
     _check_target(to, overwrite)
 
     labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)
     splits = np.asarray(results.features.column("split").to_pylist(), dtype=object)
     pca = np.stack(results.features.column("pca").to_numpy(zero_copy_only=False)).astype(np.float64)
     train, test, how = split_rows(labels, splits, results.features.column("path").to_pylist(), seed)
-    head, head_accuracy = fit_head(labels, pca, train, test) if classifier == "centroid" else (None, {})
+    head: Head | LogisticHead | None = None
+    head_accuracy: dict = {}
+    if classifier == "centroid":
+        head, head_accuracy = fit_head(labels, pca, train, test)
+    elif classifier == "logistic" and logistic is not None:
+        head = LogisticHead(logistic)
+        predicted = np.asarray(head.labels, dtype=object)[head.scores(pca[test]).argmax(axis=1)]
+        head_accuracy = {"softmax": float((predicted == labels[test]).mean())}
 
     rng = np.random.default_rng(seed)
     everything = np.arange(len(labels))
@@ -276,6 +317,7 @@ def export_run(
         # the quantization's noise (featurizer_parity shows how much)
         "run_precision": settings.get("precision", "float32"),
         "split": how,
+        "classifier_kind": classifier,
         "featurizer_parity": parity,
         "classifier": classifier_figures,
         "file_bytes": {name: len(data) for name, data in files.items()},
@@ -304,7 +346,14 @@ def _featurizer_parity(content: bytes, float_content: bytes, images: list[np.nda
 
 
 def _classifier_figures(
-    results, content: bytes, head: Head, test: np.ndarray, size: int, quantize: str, head_accuracy: dict, float_content
+    results,
+    content: bytes,
+    head: Head | LogisticHead,
+    test: np.ndarray,
+    size: int,
+    quantize: str,
+    head_accuracy: dict,
+    float_content,
 ) -> dict:
     rows, images = _images(results, np.flatnonzero(test), size)
     labels = np.asarray(results.features.column("label").to_pylist(), dtype=object)[rows]

@@ -69,8 +69,9 @@ class JobConfig:
     classifier: str = option(
         "logistic",
         "The classifier head fitted on the pca vectors and saved with the model: logistic (multinomial "
-        "logistic regression in Spark ML, its regularisation chosen on held-out frames: top-1 0.976 on "
-        "unseen Fruits-360 images, against 0.902 for the nearest centroid) or none.",
+        "logistic regression in Spark ML, its regularisation chosen on held-out frames: the best measured "
+        "top-1, 0.959 on held-out Fruits-360 frames against 0.948 for 1-NN and 0.875 for the nearest "
+        "centroid) or none (no fit: saves its minutes on a large run).",
         choices=("logistic", "none"),
     )
     fit_fraction: float = option(
