@@ -21,6 +21,9 @@ CONTAINER  ?= $(shell docker info >/dev/null 2>&1 && echo docker || command -v p
 # is a final release), or BASE_IMAGE=apache/spark:$(SPARK_VERSION)-scala2.12-java17-ubuntu
 SPARK_BASE := localhost/spark-base:$(SPARK_VERSION)
 BASE_IMAGE ?= $(SPARK_BASE)
+# Its recipe's digest, as a label: `make image` builds the base again when the one it finds (a
+# machine keeps images between clones) was built from another recipe
+SPARK_BASE_RECIPE := $(shell cat images/spark-base/* | sha256sum | cut -c1-16)
 # The Debian 12 root of spark-base: pulled, or made with debootstrap where no registry answers
 DEBIAN_IMAGE ?= docker.io/library/debian:bookworm-slim
 # Offline or behind a TLS-inspecting proxy: the backbone's ImageNet weights as a Keras weights
@@ -127,11 +130,13 @@ spark-base: install ## Build our Spark base: the official apache/spark recipe on
 	    rm -rf .cache/rootfs && mkdir -p .cache && debootstrap --variant=minbase bookworm $(CURDIR)/.cache/rootfs http://deb.debian.org/debian \
 	    && tar -C .cache/rootfs -c . | $(CONTAINER) import - $$debian && rm -rf .cache/rootfs || exit 1; fi; fi; \
 	$(BIN)/python images/spark-base/assemble.py .cache/spark-base-context $(SPARK_IMAGE_RECIPE) \
-	&& $(CONTAINER) build -f images/spark-base/Dockerfile --build-arg DEBIAN_IMAGE=$$debian -t $(SPARK_BASE) .cache/spark-base-context
+	&& $(CONTAINER) build -f images/spark-base/Dockerfile --build-arg DEBIAN_IMAGE=$$debian \
+	  --label fruits.spark-base.recipe=$(SPARK_BASE_RECIPE) -t $(SPARK_BASE) .cache/spark-base-context
 
 image: ## Build the pipeline image (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h5 CA_BUNDLE=ca.pem)
 	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman on the PATH"; exit 1; }
-	@if [ "$(BASE_IMAGE)" = "$(SPARK_BASE)" ] && ! $(CONTAINER) image inspect $(SPARK_BASE) >/dev/null 2>&1; then \
+	@if [ "$(BASE_IMAGE)" = "$(SPARK_BASE)" ] && [ "$$($(CONTAINER) image inspect $(SPARK_BASE) \
+	    --format '{{index .Config.Labels "fruits.spark-base.recipe"}}' 2>/dev/null)" != "$(SPARK_BASE_RECIPE)" ]; then \
 	  $(MAKE) spark-base; fi
 	rm -rf $(IMAGE_INPUTS) && mkdir -p $(IMAGE_INPUTS)
 	$(if $(WEIGHTS),cp $(WEIGHTS) $(IMAGE_INPUTS)/)  # its name kept: Keras reads *.weights.h5 and legacy *.h5 apart

@@ -6,6 +6,8 @@ stand-in takes them from the pyspark installed here, and builds python/lib/pyspa
 py4j's zip as the distribution ships them. The official entrypoint.sh is copied from the
 upstream recipe given (never into the repository); /opt/decom.sh, the executors' preStop hook
 for decommissioning, is our own (images/spark-base/decom.sh): the wheel does not carry Spark's.
+One jar is cut down: rocksdbjni (59 MB) carries RocksDB's native library for 13 platforms, of
+which a Debian image runs one; it keeps glibc Linux on x86-64 and arm64 (9.5 MB).
 
     python images/spark-base/assemble.py CONTEXT_DIR UPSTREAM_RECIPE_DIR
 """
@@ -34,6 +36,28 @@ def zip_package(package: Path, target: Path, leave_out: tuple[str, ...] = ()) ->
             archive.write(path, relative.as_posix())
 
 
+# jar name prefix -> the native libraries it keeps (every other .so/.jnilib/.dll is left out)
+NATIVES_KEPT = {"rocksdbjni-": ("librocksdbjni-linux64.so", "librocksdbjni-linux-aarch64.so")}
+NATIVE_SUFFIXES = (".so", ".jnilib", ".dll", ".dylib")
+
+
+def keep_natives(jar: Path, kept: tuple[str, ...]) -> None:
+    """Rewrite `jar` without the native libraries not in `kept`: its other entries, in order,
+    with their timestamps (the same input gives the same jar)."""
+    partial = jar.with_name(jar.name + ".part")
+    with zipfile.ZipFile(jar) as source, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            if entry.filename.endswith(NATIVE_SUFFIXES) and entry.filename not in kept:
+                continue
+            copied = zipfile.ZipInfo(entry.filename, entry.date_time)
+            copied.compress_type, copied.external_attr = entry.compress_type, entry.external_attr
+            target.writestr(copied, source.read(entry))
+        missing = set(kept) - set(source.namelist())
+    if missing:
+        raise SystemExit(f"{jar.name} has no {', '.join(sorted(missing))}: update NATIVES_KEPT in {__file__}")
+    partial.replace(jar)
+
+
 def assemble(context: Path, recipe: Path) -> None:
     entrypoint = recipe / "entrypoint.sh"
     if not entrypoint.is_file():
@@ -47,6 +71,10 @@ def assemble(context: Path, recipe: Path) -> None:
     version = metadata.version("pyspark")
     for folder in ("jars", "bin", "sbin"):
         shutil.copytree(wheel / folder, spark / folder, symlinks=True)
+    for jar in sorted((spark / "jars").glob("*.jar")):
+        for prefix, kept in NATIVES_KEPT.items():
+            if jar.name.startswith(prefix):
+                keep_natives(jar, kept)
     for script in (spark / "bin").iterdir():
         if script.suffix == ".cmd":
             script.unlink()  # Windows launchers
