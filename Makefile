@@ -14,6 +14,9 @@ BENCH_SCALE_IMAGES ?= 0
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 SPARK_VERSION := $(shell sed -n 's/^ARG SPARK_VERSION=//p' images/Dockerfile)
 IMAGE      ?= fruits-pipeline:$(VERSION)
+# The same plus TensorFlow (`make image-tf`): what fruitsctl and the chart pick by default for the
+# settings the lean image cannot serve (--runtime tf, another backbone, size or weights)
+IMAGE_TF   ?= $(IMAGE)-tf
 REGISTRY   ?=
 # docker where its engine answers, else podman (a docker client alone cannot build)
 CONTAINER  ?= $(shell docker info >/dev/null 2>&1 && echo docker || command -v podman 2>/dev/null || command -v docker 2>/dev/null)
@@ -48,7 +51,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-cli base-install-check clean image image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-cli base-install-check clean image-inputs image image-tf image-push image-test spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -62,18 +65,25 @@ $(BIN)/fruitsctl: pyproject.toml requirements-test.lock
 	@touch $@
 
 # The locks: every package and its hashes, for any platform (markers pick tensorflow-cpu on
-# x86-64, tensorflow on arm64). Regenerate after changing a pin in pyproject.toml.
+# x86-64, tensorflow on arm64). Regenerate after changing a pin in pyproject.toml. Everything
+# first (each lock's own pins are uv's preferences: nothing moves that need not), then the
+# image's two from it, so that they agree with it: requirements.lock (the lean image) and
+# requirements-tf.lock, only what the `tf` extra adds to it (the -tf image's layer).
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header -q
-lock: install ## Re-resolve requirements.lock (image) and requirements-test.lock (make install) from pyproject.toml
-	$(UV_COMPILE) --extra job -o requirements.lock
-	$(UV_COMPILE) --extra job --extra test -c requirements.lock -o requirements-test.lock
+lock: install ## Re-resolve requirements-test.lock (make install), requirements.lock and requirements-tf.lock (images)
+	$(UV_COMPILE) --extra job --extra tf --extra test -o requirements-test.lock
+	$(UV_COMPILE) --extra job -c requirements-test.lock -o requirements.lock
+	$(UV_COMPILE) --extra job --extra tf -c requirements-test.lock -o requirements-tf.lock \
+	  $$(sed -n 's/^\([A-Za-z0-9][^= ]*\)==.*/--no-emit-package \1/p' requirements.lock)
 
 # pyspark is published as a source archive only (pure Python): every other package must have a wheel.
 ARCHS ?= x86_64 aarch64
-arch-check: install ## The image's locked dependencies have wheels for linux/amd64 and linux/arm64
+arch-check: install ## Both images' locked dependencies have wheels for linux/amd64 and linux/arm64
 	for arch in $(ARCHS); do \
-	  $(BIN)/uv pip compile requirements.lock --python-version 3.11 --python-platform $$arch-manylinux_2_28 \
-	    --only-binary :all: --no-binary pyspark --no-header -q -o /dev/null && echo "$$arch: resolves" || exit 1; \
+	  for locks in requirements.lock "requirements.lock requirements-tf.lock"; do \
+	    $(BIN)/uv pip compile $$locks --python-version 3.11 --python-platform $$arch-manylinux_2_28 \
+	      --only-binary :all: --no-binary pyspark --no-header -q -o /dev/null && echo "$$arch, $$locks: resolves" || exit 1; \
+	  done; \
 	done
 
 install: $(BIN)/fruitsctl ## Create .venv/ with the job, fruitsctl and the test tools
@@ -133,7 +143,11 @@ spark-base: install ## Build our Spark base: the official apache/spark recipe on
 	&& $(CONTAINER) build -f images/spark-base/Dockerfile --build-arg DEBIAN_IMAGE=$$debian \
 	  --label fruits.spark-base.recipe=$(SPARK_BASE_RECIPE) -t $(SPARK_BASE) .cache/spark-base-context
 
-image: ## Build the pipeline image (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h5 CA_BUNDLE=ca.pem)
+# Both images come from one Dockerfile: the -tf one is the lean one's layers plus TensorFlow's,
+# and each build reuses the stages the other built (podman's / docker's layer cache).
+IMAGE_BUILD = $(CONTAINER) build -f images/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg TF_IMAGE=$(IMAGE_TF) \
+  --secret id=ca,src=$(or $(CA_BUNDLE),.cache/no-ca.pem)
+image-inputs:
 	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman on the PATH"; exit 1; }
 	@if [ "$(BASE_IMAGE)" = "$(SPARK_BASE)" ] && [ "$$($(CONTAINER) image inspect $(SPARK_BASE) \
 	    --format '{{index .Config.Labels "fruits.spark-base.recipe"}}' 2>/dev/null)" != "$(SPARK_BASE_RECIPE)" ]; then \
@@ -141,18 +155,22 @@ image: ## Build the pipeline image (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h
 	rm -rf $(IMAGE_INPUTS) && mkdir -p $(IMAGE_INPUTS)
 	$(if $(WEIGHTS),cp $(WEIGHTS) $(IMAGE_INPUTS)/)  # its name kept: Keras reads *.weights.h5 and legacy *.h5 apart
 	$(if $(CA_BUNDLE),,touch .cache/no-ca.pem)
-	$(CONTAINER) build -f images/Dockerfile -t $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	  --secret id=ca,src=$(or $(CA_BUNDLE),.cache/no-ca.pem) .
 
-image-test: install ## Run the job in the image: alone, as a cluster of containers, from the operator's entry (needs `make image`)
+image: image-inputs ## Build the lean image: LiteRT and baked models, no TensorFlow (IMAGE=name:tag BASE_IMAGE=... WEIGHTS=file.h5 CA_BUNDLE=ca.pem)
+	$(IMAGE_BUILD) --target lean -t $(IMAGE) .
+
+image-tf: image-inputs ## Build the -tf image (IMAGE_TF, default IMAGE-tf): the lean one plus TensorFlow, Keras and the weights
+	$(IMAGE_BUILD) --target tf -t $(IMAGE_TF) .
+
+image-test: install ## Run the job in both images: alone, as a cluster of containers, from the operator's entry (needs `make image image-tf`)
 	rm -f .cache/image-report.json
-	FRUITS_IMAGE=$(IMAGE) FRUITS_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -m image tests/image -p no:cacheprovider
+	FRUITS_IMAGE=$(IMAGE) FRUITS_TF_IMAGE=$(IMAGE_TF) FRUITS_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -m image tests/image -p no:cacheprovider
 	@echo "Image report (.cache/image-report.json):" && cat .cache/image-report.json
 
-image-push: image ## Push the image: make image-push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com
+image-push: image image-tf ## Push both images: make image-push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }
-	$(CONTAINER) tag $(IMAGE) $(REGISTRY)/$(IMAGE)
-	$(CONTAINER) push $(REGISTRY)/$(IMAGE)
+	for image in $(IMAGE) $(IMAGE_TF); do \
+	  $(CONTAINER) tag $$image $(REGISTRY)/$$image && $(CONTAINER) push $(REGISTRY)/$$image || exit 1; done
 
 policy: install ## Checkov on the chart (every ci/ values file, and the pods the operator makes), deploy/ and images/
 	@test -x .cache/checkov/bin/checkov || { $(PYTHON) -m venv .cache/checkov \
@@ -183,9 +201,9 @@ minikube-minio: ## minikube: MinIO and the credentials Secret the pods read
 	kubectl apply -f deploy/minikube/minio.yaml
 	kubectl -n minio rollout status deploy/minio --timeout=180s
 
-minikube-image: ## minikube: build the image inside minikube (no registry needed)
+minikube-image: ## minikube: build the lean image inside minikube (no registry needed)
 	mkdir -p $(IMAGE_INPUTS)
-	minikube image build -t $(IMAGE) -f images/Dockerfile .
+	minikube image build -t $(IMAGE) -f images/Dockerfile --build-opt=build-arg=TF_IMAGE=$(IMAGE_TF) .
 
 minikube-upload: install ## minikube: upload the demo dataset (or DATA=<folder>) to s3://fruits/sample in MinIO
 	$(BIN)/fruitsctl demo-data .cache/demo-images

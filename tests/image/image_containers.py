@@ -1,6 +1,7 @@
-"""Helpers and fixtures of `make image-test`: the built image, in real containers (podman or
+"""Helpers and fixtures of `make image-test`: the built images, in real containers (podman or
 docker), against a local S3 server (moto on 127.0.0.1, reached with host networking). Not part
-of `make test`: it needs the image (`make image`), named by $FRUITS_IMAGE.
+of `make test`: it needs the images (`make image image-tf`), named by $FRUITS_IMAGE (the lean
+one) and $FRUITS_TF_IMAGE (the -tf one).
 
 (Not a conftest.py: the tests import helpers from the suite's own conftest by module name.)"""
 
@@ -74,9 +75,11 @@ class Containers:
         done = subprocess.run([self.engine, "wait", name], capture_output=True, text=True, timeout=timeout, check=True)
         return int(done.stdout.strip())
 
-    def pause(self, name: str) -> None:
-        """Every process of the container frozen (cgroup freezer): a task it runs cannot finish."""
-        subprocess.run([self.engine, "pause", name], capture_output=True, text=True, check=True)
+    def pause(self, name: str) -> bool:
+        """Every process of the container frozen (cgroup freezer): a task it runs cannot finish.
+        False when the freezer gave up (the runtime thaws the container again): seen once
+        while a worker's processes were starting."""
+        return subprocess.run([self.engine, "pause", name], capture_output=True, text=True).returncode == 0
 
     def unpause(self, name: str) -> None:
         subprocess.run([self.engine, "unpause", name], capture_output=True, text=True, check=True)
@@ -94,14 +97,27 @@ class Containers:
             subprocess.run([self.engine, "rm", "-f", name], capture_output=True)
 
 
+def _containers_of(variable: str, target: str):
+    image, engine = os.environ.get(variable), os.environ.get("FRUITS_CONTAINER") or "podman"
+    if not image:
+        pytest.fail(f"Set {variable} to the image to test (make image-test does).", pytrace=False)
+    if subprocess.run([engine, "image", "inspect", image], capture_output=True).returncode != 0:
+        pytest.fail(f"Image {image} not found by {engine}: build it first (make {target}).", pytrace=False)
+    return Containers(engine, image)
+
+
 @pytest.fixture(scope="session")
 def containers():
-    image, engine = os.environ.get("FRUITS_IMAGE"), os.environ.get("FRUITS_CONTAINER") or "podman"
-    if not image:
-        pytest.fail("Set FRUITS_IMAGE to the image to test (make image-test does).", pytrace=False)
-    if subprocess.run([engine, "image", "inspect", image], capture_output=True).returncode != 0:
-        pytest.fail(f"Image {image} not found by {engine}: build it first (make image).", pytrace=False)
-    runner = Containers(engine, image)
+    """The lean image: LiteRT and the baked models, no TensorFlow."""
+    runner = _containers_of("FRUITS_IMAGE", "image")
+    yield runner
+    runner.stop_all()
+
+
+@pytest.fixture(scope="session")
+def tf_containers():
+    """The -tf image: the lean one plus TensorFlow, Keras and the ImageNet weights."""
+    runner = _containers_of("FRUITS_TF_IMAGE", "image-tf")
     yield runner
     runner.stop_all()
 

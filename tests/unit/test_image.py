@@ -53,9 +53,40 @@ def test_the_image_bakes_weights_and_model_where_the_job_looks_for_them():
         r"/opt/fruits/weights --tflite-dir /opt/fruits/tflite",
         DOCKERFILE,
     )
-    for folder, variable in (("weights", WEIGHTS_DIR_ENV), ("tflite", BAKED_DIR_ENV)):
-        assert f"COPY --from=build /opt/fruits/{folder} /opt/fruits/{folder}" in DOCKERFILE
-        assert f"{variable}=/opt/fruits/{folder}" in DOCKERFILE
+    lean, tf = stage("runtime") + stage("lean"), stage("runtime") + stage("tf")
+    assert "COPY --from=tf-build /opt/fruits/tflite /opt/fruits/tflite" in stage("runtime")  # both images
+    assert f"{BAKED_DIR_ENV}=/opt/fruits/tflite" in stage("runtime")
+    assert "COPY --from=tf-build /opt/fruits/weights /opt/fruits/weights" in tf and "/opt/fruits/weights" not in lean
+    assert f"{WEIGHTS_DIR_ENV}=/opt/fruits/weights" in tf
+
+
+def stage(name: str) -> str:
+    """The instructions of one stage of images/Dockerfile."""
+    stages = re.split(r"^(?=FROM )", DOCKERFILE, flags=re.M)
+    (found,) = [text for text in stages if re.match(rf"FROM \S+ AS {name}\n", text)]
+    return found
+
+
+def test_the_tf_image_is_the_lean_image_s_layers_plus_tensorflow():
+    assert stage("tf").startswith("FROM runtime AS tf") and stage("lean").startswith("FROM runtime AS lean")
+    assert DOCKERFILE.rstrip().endswith(stage("lean").rstrip())  # the default target: the last stage
+    assert "requirements-tf.lock" not in stage("build")  # the lean venv: requirements.lock alone
+    assert "requirements-tf.lock" in stage("tf-build") and "--target /opt/fruits/tf" in stage("tf-build")
+    assert "COPY --from=tf-build /opt/fruits/tf/ /opt/fruits/venv/lib/python3.11/site-packages/" in stage("tf")
+    assert "COPY --from=tf-build /opt/fruits/tf/ " not in stage("runtime") + stage("lean")
+
+
+def test_the_lean_image_names_the_tf_image_and_the_tf_image_names_none():
+    from fruits.cluster.cluster_config import ClusterConfig
+    from fruits.cluster.spark_application import image_for
+    from fruits.featurize.backbone_model import TF_IMAGE_ENV
+    from fruits.settings.config import build_config
+
+    assert f"ENV {TF_IMAGE_ENV}=${{TF_IMAGE}}" in stage("lean")
+    assert TF_IMAGE_ENV not in stage("tf") + stage("runtime")
+    # the build argument's default is the image fruitsctl and the chart pick for --runtime tf
+    assert arg("TF_IMAGE") == image_for(build_config({"runtime": "tf"}), ClusterConfig())
+    assert "--build-arg TF_IMAGE=$(IMAGE_TF)" in (ROOT / "Makefile").read_text()
 
 
 def test_python_dependencies_and_jars_come_from_the_project_definitions():

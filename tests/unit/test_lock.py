@@ -1,5 +1,6 @@
-"""The locks say what pyproject.toml pins: every direct pin is in them at its version, and the
-image's lock (requirements.lock) agrees with the test lock on every package they share."""
+"""The locks say what pyproject.toml pins: every direct pin is in them at its version; the lean
+image's lock (requirements.lock) has no TensorFlow, the -tf image's (requirements-tf.lock) holds
+only what the `tf` extra adds to it, and both agree with the test lock on every package."""
 
 import re
 import tomllib
@@ -28,32 +29,36 @@ def _pins(requirements: list[str]) -> dict[str, str]:
     return pins
 
 
+LOCKS = ("requirements.lock", "requirements-tf.lock", "requirements-test.lock")
+
+
 def test_every_pin_of_pyproject_is_locked_at_its_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    runtime, test = _pins(project["dependencies"] + extras["job"]), _pins(extras["test"])
-    image_lock, test_lock = _locked(ROOT / "requirements.lock"), _locked(ROOT / "requirements-test.lock")
-    for name, version in runtime.items():
-        assert image_lock.get(name) == {version}, (
-            f"{name}=={version} is not what requirements.lock holds: run make lock"
-        )
-    for name, version in {**runtime, **test}.items():
-        assert test_lock.get(name) == {version}, (
-            f"{name}=={version} is not what requirements-test.lock holds: run make lock"
-        )
-    # both TensorFlow builds are locked, one per architecture (markers choose)
-    assert {"tensorflow", "tensorflow-cpu"} <= set(image_lock)
+    lean, tf, test = _pins(project["dependencies"] + extras["job"]), _pins(extras["tf"]), _pins(extras["test"])
+    image_lock, tf_lock, test_lock = (_locked(ROOT / lock) for lock in LOCKS)
+    for lock, name_of_lock, pins in (
+        (image_lock, "requirements.lock", lean),
+        (tf_lock, "requirements-tf.lock", tf),
+        (test_lock, "requirements-test.lock", {**lean, **tf, **test}),
+    ):
+        for name, version in pins.items():
+            assert lock.get(name) == {version}, f"{name}=={version} is not what {name_of_lock} holds: run make lock"
+    # both TensorFlow builds are locked, one per architecture (markers choose), for the -tf image only
+    assert {"tensorflow", "tensorflow-cpu", "keras"} <= set(tf_lock)
+    assert not {"tensorflow", "tensorflow-cpu", "keras", "h5py", "libclang"} & set(image_lock)
 
 
-def test_the_two_locks_agree_on_every_shared_package():
-    image_lock, test_lock = _locked(ROOT / "requirements.lock"), _locked(ROOT / "requirements-test.lock")
-    assert set(image_lock) <= set(test_lock)
-    for name, versions in image_lock.items():
+def test_the_locks_agree_on_every_shared_package():
+    image_lock, tf_lock, test_lock = (_locked(ROOT / lock) for lock in LOCKS)
+    assert not set(image_lock) & set(tf_lock)  # the -tf image adds a layer, never a second copy of a package
+    assert set(image_lock) | set(tf_lock) <= set(test_lock)  # make install has all that the images run
+    for name, versions in {**image_lock, **tf_lock}.items():
         assert test_lock[name] == versions, name
 
 
 def test_every_locked_package_is_hash_pinned():
-    for lock in ("requirements.lock", "requirements-test.lock"):
+    for lock in LOCKS:
         entries = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text().strip())
         for entry in entries:
             if not entry.startswith("#"):

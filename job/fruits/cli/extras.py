@@ -1,6 +1,7 @@
-"""What a command needs beyond the base install: the `job` extra (PySpark, TensorFlow/LiteRT,
-pyarrow, Pillow, matplotlib) for the commands that run the job or read its results. The
-cluster and S3 commands run on the base alone."""
+"""What a command needs beyond the base install: the `job` extra (PySpark, LiteRT, pyarrow,
+Pillow, matplotlib) for the commands that run the job or read its results, and on a laptop the
+`tf` extra (TensorFlow, Keras), which converts the backbone (the lean image bakes its models
+and runs on `job` alone). The cluster and S3 commands run on the base alone."""
 
 from fruits import DISTRIBUTION, declared_requirements, installed_versions
 from fruits.settings.errors import UserError
@@ -29,5 +30,5 @@ def require_job_extra(command: str) -> None:
         named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise UserError(
             f"fruitsctl {command} needs the job's libraries ({named} not installed): "
-            f"pip install '{DISTRIBUTION}[{EXTRA}]' (the cluster and S3 commands run without them)."
+            f"pip install '{DISTRIBUTION}[{EXTRA},tf]' (the cluster and S3 commands run without them)."
         )
