@@ -66,9 +66,9 @@ def test_the_head_is_chosen_on_held_out_frames_and_recorded(sample_run):
     assert head["kind"] == "logistic" and head["labels"] == 18 and head["split"] == NUMBER_BLOCKS
     assert head["label_names"] == sorted(manifest["labels"])
     grid = head["held_out_top1_by_reg_param"]
-    assert set(grid) == {"0.0", "0.0001", "0.001", "0.01"}
-    assert head["held_out_top1"] == grid[repr(head["reg_param"])] == max(grid.values())
-    assert head["held_out_top1"] >= 0.95
+    assert set(grid) == {"0.0001", "0.001", "0.01"}
+    assert grid[repr(head["reg_param"])] == max(grid.values())  # the selection fits' best
+    assert head["held_out_top1"] >= 0.95  # the chosen one fitted to the end, on the same rows
     assert head["train_rows"] + head["test_rows"] == manifest["counts"]["ok"]
     assert 0.2 < head["test_rows"] / manifest["counts"]["ok"] < 0.4
     assert head["fitted_by"] is None and manifest["timings_s"]["classifier"] > 0

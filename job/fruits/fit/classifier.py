@@ -3,10 +3,14 @@ fitted in Spark ML on the executors (the rows are read back from the run's featu
 never collected to the driver).
 
 Its regularisation is chosen on held-out rows (`held_out`: frames kept apart), not guessed:
-each regParam of REG_PARAMS is fitted on the train part and scored top-1 on the held-out
-part. The best of them is kept as fitted on the train part, not refitted on all rows: then
-its held-out top-1 is the figure of the very model that is saved (and exported), and one fit
-is saved.
+each regParam of REG_PARAMS is fitted on the train part for SELECT_ITER iterations and scored
+top-1 on the held-out part; the best is fitted again on the train part to MAX_ITER, and that
+model is saved, not one refitted on all rows: its held-out top-1 is the figure of the very
+model that is saved (and exported). Each L-BFGS iteration is one pass of Spark over the rows
+(~0.7 s at 29k rows x 481 components x 81 labels on 2 cores), so the short selection fits keep
+the head's cost near the featurize stage's; on the 41,322-image training split they pick the
+regParam that the full fits pick (1e-3). regParam 0 is left out: unregularised, it scored
+0.882 there against 0.959, and converges slowest.
 """
 
 from dataclasses import dataclass
@@ -15,10 +19,11 @@ from typing import Any
 from fruits.fit.held_out import HELD_OUT, held_out
 from fruits.fit.reduce import PCA_VECTOR
 
-REG_PARAMS = (0.0, 1e-4, 1e-3, 1e-2)  # elasticNetParam 0: L2 only
+REG_PARAMS = (1e-4, 1e-3, 1e-2)  # elasticNetParam 0: L2 only
 LABEL_INDEX = "label_index"  # the labels indexed in sorted order: index i is labels[i]
 PREDICTION = "prediction"  # the head's output column (an index into labels)
-MAX_ITER = 100
+SELECT_ITER = 30  # the selection fits
+MAX_ITER = 100  # the chosen one's
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ def top1(model: Any, rows: Any) -> float:
     return float(model.transform(rows).agg(F.avg(hit)).first()[0])
 
 
-def fit_logistic(rows: Any, reg_param: float) -> Any:
+def fit_logistic(rows: Any, reg_param: float, iterations: int = MAX_ITER) -> Any:
     from pyspark.ml.classification import LogisticRegression
 
     return LogisticRegression(
@@ -66,7 +71,7 @@ def fit_logistic(rows: Any, reg_param: float) -> Any:
         family="multinomial",
         regParam=reg_param,
         elasticNetParam=0.0,
-        maxIter=MAX_ITER,
+        maxIter=iterations,
         # the pca components as they are: standardizing them would give the small, noisy trailing
         # components the leading ones' weight (measured on the sample's held-out frames: top-1
         # 0.87-0.89 standardized, 0.98 not, regParam 1e-3 or 1e-2)
@@ -87,15 +92,15 @@ def fit_head(spark: Any, features_uri: str, seed: int = 0) -> Head | None:
         train_rows, test_rows = train.count(), test.count()
         if len(labels) < 2 or not train_rows or not test_rows:
             return None
-        models = {reg: fit_logistic(train, reg) for reg in REG_PARAMS}
-        grid = {reg: top1(model, test) for reg, model in models.items()}
+        grid = {reg: top1(fit_logistic(train, reg, SELECT_ITER), test) for reg in REG_PARAMS}
         best = max(REG_PARAMS, key=lambda reg: (grid[reg], reg))  # a tie goes to the stronger regularisation
+        model = fit_logistic(train, best)
         return Head(
-            models[best],
+            model,
             labels,
             best,
             {repr(reg): round(score, 4) for reg, score in grid.items()},
-            round(grid[best], 4),
+            round(top1(model, test), 4),
             how,
             train_rows,
             test_rows,
