@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -57,7 +58,10 @@ def test_manifest_is_written_last_and_complete(run):
         "weights": manifest["config"]["weights"],
         "image_size": 96,
         "feature_dim": 1280,
+        "precision": "int8",
+        "model_sha256": manifest["backbone"]["model_sha256"],
     }
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["backbone"]["model_sha256"])
     assert set(manifest["timings_s"]) >= {"ingest", "featurize", "reduce", "write", "total"}
     assert manifest["cost"]["core_seconds_per_1000_images"] > 0
     assert manifest["versions"]["spark"].startswith("3.5") and "tensorflow-cpu" in manifest["versions"]
