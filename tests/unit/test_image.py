@@ -71,9 +71,10 @@ def test_the_tf_image_is_the_lean_image_s_layers_plus_tensorflow():
     assert stage("tf").startswith("FROM runtime AS tf") and stage("lean").startswith("FROM runtime AS lean")
     assert DOCKERFILE.rstrip().endswith(stage("lean").rstrip())  # the default target: the last stage
     assert "requirements-tf.lock" not in stage("build")  # the lean venv: requirements.lock alone
-    assert "requirements-tf.lock" in stage("tf-build") and "--target /opt/fruits/tf" in stage("tf-build")
-    assert "COPY --from=tf-build /opt/fruits/tf/ /opt/fruits/venv/lib/python3.11/site-packages/" in stage("tf")
-    assert "COPY --from=tf-build /opt/fruits/tf/ " not in stage("runtime") + stage("lean")
+    assert "requirements-tf.lock" in stage("tf-deps") and "--target /opt/fruits/tf" in stage("tf-deps")
+    assert "COPY job" not in stage("tf-deps")  # TensorFlow's layer survives code changes
+    assert "COPY --from=tf-deps /opt/fruits/tf/ /opt/fruits/venv/lib/python3.11/site-packages/" in stage("tf")
+    assert "COPY --from=tf-deps /opt/fruits/tf/ " not in stage("runtime") + stage("lean")
 
 
 def test_the_lean_image_names_the_tf_image_and_the_tf_image_names_none():
