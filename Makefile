@@ -51,7 +51,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-cli base-install-check clean image-inputs image image-tf image-push image-test spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-cli base-install-check clean image-inputs image image-tf image-push image-test bench-image spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -166,6 +166,9 @@ image-test: install ## Run the job in both images: alone, as a cluster of contai
 	rm -f .cache/image-report.json
 	FRUITS_IMAGE=$(IMAGE) FRUITS_TF_IMAGE=$(IMAGE_TF) FRUITS_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -m image tests/image -p no:cacheprovider
 	@echo "Image report (.cache/image-report.json):" && cat .cache/image-report.json
+
+bench-image: install ## Both images: size, save | load into an empty store, and a tiny run's time (bench/results-image.json)
+	$(BIN)/python bench/image_pull.py --engine $(CONTAINER) --images $(IMAGE) $(IMAGE_TF) --json bench/results-image.json
 
 image-push: image image-tf ## Push both images: make image-push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=<registry host[/path]>"; exit 1; }
