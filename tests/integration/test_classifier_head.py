@@ -153,3 +153,32 @@ def test_export_refuses_the_logistic_head_of_a_run_without_one(reruns, tmp_path)
     with pytest.raises(UserError, match="has no classifier head"):
         export_run(str(base / "none"), tmp_path / "phone", DEFAULTS, classifier="logistic")
     assert not (tmp_path / "phone").exists()
+
+
+def test_the_fits_run_one_task_per_core_whatever_the_shuffle_partitions(spark, sample_run):
+    """spark-submit's and the chart's runs keep Spark's 200 shuffle partitions, which the split's
+    window functions leave on the rows: each L-BFGS pass must not become 200 tasks."""
+    from fruits.fit.classifier import fit_head
+
+    context = spark.sparkContext
+    cores = context.defaultParallelism
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "200")
+    context.setJobGroup("head-tasks", "the head's fits")
+    try:
+        head = fit_head(spark, f"file:{sample_run[0] / 'features'}")
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+        spark.conf.set("spark.sql.shuffle.partitions", before)
+    assert head is not None and head.held_out_top1 >= 0.95
+    tracker = context.statusTracker()
+    stages = [
+        info
+        for job in tracker.getJobIdsForGroup("head-tasks")
+        if (job_info := tracker.getJobInfo(job)) is not None
+        for stage in job_info.stageIds
+        if (info := tracker.getStageInfo(stage)) is not None and info.numTasks
+    ]
+    assert len(stages) > 100  # every iteration of each fit: a job of its own
+    wide = [info for info in stages if info.numTasks > cores]
+    assert len(wide) <= 5, [info.numTasks for info in wide]  # the split's window, once; not the fits

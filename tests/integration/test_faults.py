@@ -402,6 +402,10 @@ def test_k_beyond_the_features_is_refused_and_beyond_the_images_is_kept_smaller(
     manifest = run_job(spark, build_config(job_options(tmp_path / "in", tmp_path / "o", weights, k=10)))
     assert manifest["pca"]["k"] == 3 and manifest["pca"]["k_requested"] == 10
     assert manifest["warnings"] == [
-        "--k 10 asked for more components than 4 images of 1280 features can give: kept k = 3."
+        "--k 10 asked for more components than 4 images of 1280 features can give: kept k = 3.",
+        # one label: nothing to tell apart, so the run keeps the scaler and PCA and says so
+        "No classifier head: the rows could not be split into a train and a held-out part with two "
+        "labels or more; the model holds the scaler and PCA only.",
     ]
+    assert manifest["classifier"] is None
     assert json.loads((tmp_path / "o" / MANIFEST).read_text())["pca"]["k"] == 3

@@ -105,10 +105,10 @@ def test_a_run_started_while_another_featurizes_is_refused_and_the_first_publish
     )
     try:
         deadline = time.monotonic() + 240
-        while claim_of(output).get("run_id") != "run-a":
-            assert first.poll() is None and time.monotonic() < deadline, "the first run never claimed the output"
+        while claim_of(output).get("run_id") != "run-a" or not gate.with_name("gate.reached").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never reached featurize"
             time.sleep(0.05)
-        held = names(output)
+        held = names(output)  # claimed and staged, held in featurize
         second = subprocess.run(
             run_command(small_input, output, weights, "run-b", *extra), capture_output=True, text=True, timeout=300
         )

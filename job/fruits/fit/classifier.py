@@ -18,6 +18,7 @@ from typing import Any
 
 from fruits.fit.held_out import HELD_OUT, held_out
 from fruits.fit.reduce import PCA_VECTOR
+from fruits.io.storage import hadoop_literal
 
 REG_PARAMS = (1e-4, 1e-3, 1e-2)  # elasticNetParam 0: L2 only
 LABEL_INDEX = "label_index"  # the labels indexed in sorted order: index i is labels[i]
@@ -48,7 +49,7 @@ def labelled_vectors(spark: Any, features_uri: str) -> tuple[Any, list[str]]:
     from pyspark.sql import functions as F
 
     vectors = array_to_vector(F.col("pca")).alias(PCA_VECTOR)  # the column the saved PCA stage outputs
-    frame = spark.read.parquet(features_uri).select("path", "label", "split", vectors)
+    frame = spark.read.parquet(hadoop_literal(features_uri)).select("path", "label", "split", vectors)
     indexer = StringIndexer(inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc").fit(frame)
     return indexer.transform(frame), list(indexer.labels)
 
@@ -86,7 +87,11 @@ def fit_head(spark: Any, features_uri: str, seed: int = 0) -> Head | None:
 
     frame, labels = labelled_vectors(spark, features_uri)
     split, how = held_out(frame, seed)
-    rows = split.select(PCA_VECTOR, LABEL_INDEX, HELD_OUT).cache()  # every fit passes over them many times
+    # every fit passes over the rows many times: cached, in one partition per core (the split's
+    # window functions leave spark.sql.shuffle.partitions of them, 200 by default: 200 tasks
+    # per L-BFGS iteration made the head take 160 s on 120 images)
+    cores = max(1, spark.sparkContext.defaultParallelism)
+    rows = split.select(PCA_VECTOR, LABEL_INDEX, HELD_OUT).coalesce(cores).cache()
     try:
         train, test = rows.filter(~F.col(HELD_OUT)), rows.filter(F.col(HELD_OUT))
         train_rows, test_rows = train.count(), test.count()

@@ -37,6 +37,14 @@ from fruits.io.s3_settings import ATTEMPTS, S3Settings, is_s3, is_transient, sto
 from fruits.settings.errors import StorageError, UserError, worker_user_error
 
 READ_AHEAD = 16  # S3 objects requested at once per task: small images are latency-bound
+HADOOP_GLOB_CHARS = "\\{}[]*?"  # what Hadoop's file readers (Spark's, PipelineModel.load's) treat as a glob
+
+
+def hadoop_literal(uri: str) -> str:
+    """`uri` as Hadoop's globbing readers must be given it to read that very path: an output
+    folder may be named `out [1]` or `a{b}`, which Hadoop would otherwise parse as a pattern."""
+    return "".join(f"\\{c}" if c in HADOOP_GLOB_CHARS else c for c in uri)
+
 
 _FILESYSTEMS: dict[tuple, pafs.FileSystem] = {}  # one client per process and setting
 _CLIENTS: dict[tuple, object] = {}  # boto3 clients, for what pyarrow cannot do (conditional writes)

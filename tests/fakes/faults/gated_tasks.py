@@ -1,6 +1,7 @@
 """A Spark Python worker daemon for the fault tests: the job's own daemon, except that every
 task waits while the file $FRUITS_TEST_GATE exists (at most 300 s), so a test can hold a run
-mid-featurize for as long as it needs.
+mid-featurize for as long as it needs. The first task to wait creates $FRUITS_TEST_GATE.reached:
+the run has done everything it does before its first Python task.
 
     spark.python.daemon.module=gated_tasks   (with this folder on PYTHONPATH)
 """
@@ -16,8 +17,10 @@ _run_task = daemon.worker_main
 
 
 def _gated(infile, outfile):
-    deadline = time.monotonic() + 300
-    while os.path.exists(os.environ["FRUITS_TEST_GATE"]) and time.monotonic() < deadline:
+    deadline, gate = time.monotonic() + 300, os.environ["FRUITS_TEST_GATE"]
+    if os.path.exists(gate):
+        open(f"{gate}.reached", "a").close()
+    while os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.05)
     return _run_task(infile, outfile)
 
