@@ -33,6 +33,7 @@ def report(sample_run, tmp_path_factory):
         "Explained variance (scree plot)",
         "PCA: first two components",
         "PCA: components 1-3 pairwise",
+        "PCA: each label against the rest",
         "Example images",
         "Evaluation",
     ],

@@ -22,11 +22,14 @@ from fruits.results.run_results import RunResults
 
 MAX_SCATTER_POINTS = 5_000
 THUMBNAILS_PER_LABEL = 4
+LEGEND_LABELS = 20  # tab20's distinct colours: beyond, each label's name is written at its centre
+PANEL_COLUMNS = 9  # the per-label view's grid (81 labels: 9 x 9)
 
 
 def _svg(figure) -> str:
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    with plt.rc_context({"svg.fonttype": "none"}):  # text stays text: a browser finds a label's name
+        figure.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
@@ -80,8 +83,10 @@ def scatter_views(pca: np.ndarray, labels: np.ndarray) -> tuple[str, str]:
         )
     axis.set_xlabel("PC1")
     axis.set_ylabel("PC2")
-    if len(names) <= 30:
+    if len(names) <= LEGEND_LABELS:
         axis.legend(fontsize=7, markerscale=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    else:  # more labels than distinct colours: a legend could not tell them apart, names can
+        _name_centres(axis, pca, labels, names)
     scatter = _svg(figure)
 
     dims = min(3, pca.shape[1])
@@ -102,17 +107,62 @@ def scatter_views(pca: np.ndarray, labels: np.ndarray) -> tuple[str, str]:
     return scatter, _svg(figure)
 
 
-def bar_chart(counts: dict[str, float], xlabel: str) -> str:
-    names = list(counts)
-    figure, axis = plt.subplots(figsize=(8, max(2.0, 0.25 * len(names) + 1)))
-    axis.barh(names[::-1], [counts[n] for n in names][::-1], color="#7aa6c2")
-    axis.set_xlabel(xlabel)
+def _name_centres(axis: Any, pca: np.ndarray, labels: np.ndarray, names: list[str]) -> None:
+    """Each label's name at the median of its points, on a pale box so that it reads over them."""
+    box = {"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7}
+    for name in names:
+        rows = labels == name
+        x = float(np.median(pca[rows, 0]))
+        y = float(np.median(pca[rows, 1])) if pca.shape[1] > 1 else 0.0
+        axis.annotate(name, (x, y), fontsize=6, ha="center", va="center", bbox=box)
+
+
+def per_label_panels(pca: np.ndarray, labels: np.ndarray) -> str:
+    """One small PC1/PC2 panel per label, its points in colour over every image's density in
+    grey: where each fruit lies and what it overlaps, whatever the number of labels."""
+    if len(pca) > MAX_SCATTER_POINTS:
+        keep = np.random.default_rng(0).choice(len(pca), MAX_SCATTER_POINTS, replace=False)
+        pca, labels = pca[keep], labels[keep]
+    names = sorted(set(labels))
+    y = pca[:, 1] if pca.shape[1] > 1 else np.zeros(len(pca))
+    density, x_edges, y_edges = np.histogram2d(pca[:, 0], y, bins=60)
+    extent = (x_edges[0], x_edges[-1], y_edges[0], y_edges[-1])
+    columns = min(PANEL_COLUMNS, len(names))
+    lines = -(-len(names) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(1.3 * columns, 1.35 * lines), squeeze=False)
+    for axis in axes.flat[len(names) :]:
+        axis.set_axis_off()
+    for axis, name in zip(axes.flat, names):
+        axis.imshow(np.log1p(density.T), origin="lower", extent=extent, aspect="auto", cmap="Greys", alpha=0.5)
+        rows = labels == name
+        axis.scatter(pca[rows, 0], y[rows], s=2, color="#c0392b", linewidths=0)
+        axis.set_title(name, fontsize=6, pad=2)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_xlim(extent[0], extent[1])
+        axis.set_ylim(extent[2], extent[3])
+    figure.subplots_adjust(wspace=0.05, hspace=0.35)
     return _svg(figure)
+
+
+def _bar_table(header: list[str], rows: Sequence[Sequence[Any]], value: int) -> str:
+    """A table whose last column draws row[value] as a bar: the figures and their picture once."""
+    largest = max((float(row[value]) for row in rows), default=0.0) or 1.0
+    bar = "<span class='track'><span class='bar' style='width:{:.1f}%'></span></span>"
+    return _table([*header, ""], [[*row, Markup(bar.format(100 * float(row[value]) / largest))] for row in rows])
+
+
+class Markup(str):
+    """HTML that _table puts in a cell as it is (the report's own, never a file's text)."""
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, Markup) else html.escape(str(value))
 
 
 def _table(header: list[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -145,8 +195,32 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}section{margin-bottom:2.5em}svg{max-width:100%;height:auto}
+.track{display:inline-block;width:260px}.bar{display:block;height:.8em;background:#7aa6c2;min-width:1px}
 .thumbs{margin:4px 0}.thumbs b{display:inline-block;width:180px}.thumbs img{margin-right:4px;vertical-align:middle}
 """
+
+
+def head_summary(record: dict | None) -> str:
+    if not record:
+        return "none (--classifier none, or too few labels or rows to hold some out)"
+    return (
+        f"{record['kind']} over {record['labels']} labels, regParam {record['reg_param']:g}: "
+        f"held-out top-1 {record['held_out_top1']:.1%} on {record['test_rows']} images ({record['split']})"
+    )
+
+
+def label_table(counts: dict[str, int], table: dict, evaluation: dict | None) -> str:
+    """Per label: its images, per split, a bar, and evaluate's held-out accuracy when given."""
+    per_split = Counter(zip(table["label"], table["split"]))
+    split_names = sorted({s for s in table["split"] if s is not None})
+    scores = (evaluation or {}).get("per_class", {})
+    header = ["label", *split_names, *(["1-NN held-out top-1"] if scores else []), "images"]
+    rows = []
+    for label, images in counts.items():
+        score = scores.get(label, {}).get("accuracy")
+        accuracy = [f"{score:.1%}" if score is not None else "-"] if scores else []
+        rows.append([label, *[per_split.get((label, s), 0) for s in split_names], *accuracy, images])
+    return _bar_table(header, rows, len(header) - 1)
 
 
 def build_report(results: RunResults, evaluation: dict | None = None) -> str:
@@ -169,6 +243,7 @@ def build_report(results: RunResults, evaluation: dict | None = None) -> str:
             f"weights {backbone['weights']}",
         ],
         ["PCA", f"k = {reduction['k']}, variance kept {reduction['variance_kept']:.2%}"],
+        ["classifier head", head_summary(m.get("classifier"))],
         ["wall time", f"{m['timings_s']['total']:.1f} s"],
         [
             "cost",
@@ -177,18 +252,7 @@ def build_report(results: RunResults, evaluation: dict | None = None) -> str:
     ]
     sections.append(("Summary", _table(["", ""], summary)))
 
-    per_split = Counter(zip(table["label"], table["split"]))
-    split_names = sorted({s for s in table["split"] if s is not None})
-    rows = [
-        [label, m["labels"].get(label, 0), *[per_split.get((label, s), 0) for s in split_names]]
-        for label in m["labels"]
-    ]
-    sections.append(
-        (
-            "Images per label and split",
-            _table(["label", "images", *split_names], rows) + bar_chart(m["labels"], "images"),
-        )
-    )
+    sections.append(("Images per label and split", label_table(m["labels"], table, evaluation)))
 
     errors = results.errors.to_pydict()
     if errors["path"]:
@@ -200,13 +264,9 @@ def build_report(results: RunResults, evaluation: dict | None = None) -> str:
         error_html = "<p>No errors: every file was decoded.</p>"
     sections.append(("Errors", error_html))
 
-    stages = {k: v for k, v in m["timings_s"].items() if k != "total"}
-    sections.append(
-        (
-            "Timings per stage",
-            _table(["stage", "seconds"], [[k, v] for k, v in m["timings_s"].items()]) + bar_chart(stages, "seconds"),
-        )
-    )
+    stages = [[stage, seconds] for stage, seconds in m["timings_s"].items() if stage != "total"]
+    total = Markup(f"<p>{m['timings_s']['total']:.1f} s in all.</p>")
+    sections.append(("Timings per stage", _bar_table(["stage", "seconds"], stages, 1) + total))
     sections.append(
         (
             "Explained variance (scree plot)",
@@ -216,6 +276,7 @@ def build_report(results: RunResults, evaluation: dict | None = None) -> str:
     scatter, pairs = scatter_views(pca, labels)
     sections.append(("PCA: first two components", scatter))
     sections.append(("PCA: components 1-3 pairwise", pairs))
+    sections.append(("PCA: each label against the rest", per_label_panels(pca, labels)))
     sections.append(("Example images", thumbnails(results, paths, labels)))
     if evaluation:
         confused = [[c["true"], c["predicted"], c["count"]] for c in evaluation["most_confused"]]
