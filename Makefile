@@ -51,7 +51,7 @@ OPERATOR_VERSION := $(shell sed -n 's/^OPERATOR_VERSION = "\(.*\)"/\1/p' job/fru
 MINIO_ENV  := AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=fruits-dev AWS_SECRET_ACCESS_KEY=fruits-dev-secret AWS_REGION=us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-cli base-install-check clean image-inputs image image-tf image-push image-test bench-image spark-base iam-policy policy chart \
+.PHONY: help install lock arch-check jars run test test-fast lint docs chart-readme alert-rules bench bench-incremental bench-export bench-scale bench-cli base-install-check clean image-inputs image image-tf image-push image-test bench-image spark-base iam-policy policy chart \
         minikube-up minikube-operator minikube-minio minikube-image minikube-upload minikube-run minikube-report
 
 help: ## List the targets
@@ -129,6 +129,9 @@ bench-cli: install ## fruitsctl's start: --help, status --help, list and status 
 
 bench-export: install ## The phone export only: sizes, parity, top-1, one-thread latency (bench/results-export.json)
 	$(BIN)/python bench/bench.py --only export
+
+bench-scale: install ## run, transform, evaluate, report, export on the 41,322 training images: wall, rows/s, peak RSS (bench/results-scale.json)
+	$(BIN)/python bench/scale.py --json bench/results-scale.json
 
 spark-base: install ## Build our Spark base: the official apache/spark recipe on Debian 12 (JRE 17, the pyspark wheel's Spark)
 	@test -n "$(CONTAINER)" || { echo "make spark-base needs docker or podman on the PATH"; exit 1; }

@@ -114,24 +114,26 @@ def _descendants(root: int) -> dict[int, str]:
 
 
 class PeakRss:
-    """Peak RSS of this driver process + its JVM, and of the largest Python worker."""
+    """Peak RSS of a driver process (this one, or `root`) + its JVM, and of the largest Python
+    worker under it."""
 
-    def __init__(self):
+    def __init__(self, root: int | None = None):
         from fruits.spark_session import JOB_SPARK_CONF
 
         # Python workers are forks of the daemon: they share its command line, `python -m MODULE`
         # (the JVM's command line names the module too, in a --conf: not a worker).
         self._worker_module = f"-m {JOB_SPARK_CONF['spark.python.daemon.module']}"
+        self.root = root or os.getpid()
         self.driver = self.worker = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self):
         while not self._stop.wait(0.2):
-            tree = _descendants(os.getpid())
+            tree = _descendants(self.root)
             jvm = sum(_rss_mb(p) for p, cmd in tree.items() if "java" in cmd.split(" ")[0])
             workers = [_rss_mb(p) for p, cmd in tree.items() if self._worker_module in cmd]
-            self.driver = max(self.driver, _rss_mb(os.getpid()) + jvm)
+            self.driver = max(self.driver, _rss_mb(self.root) + jvm)
             self.worker = max([self.worker, *workers])
 
     def __enter__(self):

@@ -64,6 +64,7 @@ def test_the_classifier_is_the_runs_logistic_head_and_labels_held_out_images(exp
     assert head["metric"] == "logistic, softmax" and head["test_images"] > 100
     assert head["test_images"] == float_run[1]["classifier"]["test_rows"]  # the job's held-out split
     assert head["top1"] >= 0.95, head  # on LiteRT, from the photos
+    assert 0 < head["ms_per_photo_one_thread"] < 1000, head  # measured, one photo at a time
     assert abs(head["top1"] - float_run[1]["classifier"]["held_out_top1"]) <= 0.02, head
     assert (folder / LABELS).read_text().splitlines() == description["labels"]
     assert set(description["labels"]) == set(float_run[1]["labels"])

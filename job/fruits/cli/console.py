@@ -93,6 +93,7 @@ def export_summary(description: dict) -> Table:
             f"{head['top1']:.1%} on {head['test_images']} held-out images "
             f"({head['metric']})" + (f", float {head['top1_float']:.1%}" if "top1_float" in head else ""),
         )
+        table.add_row("classifier speed", f"{head['ms_per_photo_one_thread']:.1f} ms per photo, one thread, here")
     return table
 
 
