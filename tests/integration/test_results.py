@@ -45,7 +45,11 @@ def test_report_has_each_section(report, section):
 def test_report_plots_are_real_svg_drawings(report):
     page = report[1]
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
-    assert len(svgs) >= 5
+    assert len(svgs) == 4  # scree, scatter, pairs, per-label panels; counts and timings are tables with bars
+    per_label = page.split("<h2>Images per label and split</h2>")[1].split("</section>")[0]
+    assert "<svg" not in per_label and per_label.count("class='bar'") == 18
+    panels = page.split("<h2>PCA: each label against the rest</h2>")[1].split("</section>")[0]
+    assert all(f">{label}</text>" in panels for label in ("Kiwi", "Walnut"))
     scatter = page.split("<h2>PCA: first two components</h2>")[1].split("</section>")[0]
     assert scatter.count("<use ") + scatter.count("<path ") >= 648  # one marker per image
     scree = page.split("<h2>Explained variance (scree plot)</h2>")[1].split("</section>")[0]
