@@ -352,6 +352,10 @@ def run_on_cluster(containers, master: str, endpoint: str, output: str, conf=(),
         "spark.cores.max": "2",
         "spark.executor.cores": "1",
         "spark.executor.memory": "1g",
+        # the containers share the host's network, so Spark takes them for one host and would read
+        # another executor's shuffle files from its own disk (each container has its own /tmp);
+        # pods on Kubernetes have an address each, so this holds there without the setting
+        "spark.shuffle.readHostLocalDisk": "false",
         **({"spark.ui.port": str(ui)} if ui else {"spark.ui.enabled": "false"}),
         **dict(conf),
     }

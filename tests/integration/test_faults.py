@@ -42,7 +42,9 @@ def small_input(sample_dir, tmp_path_factory):
 
 
 def job_options(input_path, output, weights, **extra) -> dict:
-    return {"input": str(input_path), "output": str(output), "weights": weights, "image_size": 96, "k": 10, **extra}
+    # no head unless a test asks: its fit is not what these tests are about (test_classifier_head.py)
+    options = {"input": str(input_path), "output": str(output), "weights": weights, "image_size": 96, "k": 10}
+    return {**options, "classifier": "none", **extra}
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +242,8 @@ def test_a_killed_python_worker_costs_a_retry_not_the_run(small_input, weights, 
 
 def _args(source, output, weights, *extra) -> list[str]:
     return [
+        "--classifier",
+        "none",
         "--input",
         str(source),
         "--output",
@@ -399,7 +403,8 @@ def test_k_beyond_the_features_is_refused_and_beyond_the_images_is_kept_smaller(
     source.mkdir(parents=True)
     for image in sorted((sample_dir / "Kiwi").glob("*.jpg"))[:4]:
         shutil.copy(image, source / image.name)
-    manifest = run_job(spark, build_config(job_options(tmp_path / "in", tmp_path / "o", weights, k=10)))
+    options = job_options(tmp_path / "in", tmp_path / "o", weights, k=10, classifier="logistic")
+    manifest = run_job(spark, build_config(options))
     assert manifest["pca"]["k"] == 3 and manifest["pca"]["k_requested"] == 10
     assert manifest["warnings"] == [
         "--k 10 asked for more components than 4 images of 1280 features can give: kept k = 3.",

@@ -47,7 +47,8 @@ def grown(spark, sample_dir, weights, tmp_path_factory):
     for path in arriving:
         (held / path.parent.name).mkdir(parents=True, exist_ok=True)
         path.rename(held / path.parent.name / path.name)
-    settings = {"input": str(images), "weights": weights}
+    # no head: its fit is not what these runs test (test_classifier_head.py tests it incremental)
+    settings = {"input": str(images), "weights": weights, "classifier": "none"}
     first = run_job(spark, build_config({**settings, "output": str(base / "runs" / "a")}))
     for path in arriving:
         (held / path.parent.name / path.name).rename(path)

@@ -34,7 +34,15 @@ def odd_dataset(tmp_path_factory, sample_dir):
 
 def config_for(input_path, output, weights, **extra):
     return build_config(
-        {"input": str(input_path), "output": str(output), "weights": weights, "image_size": 96, "k": 3, **extra}
+        {
+            "input": str(input_path),
+            "output": str(output),
+            "weights": weights,
+            "image_size": 96,
+            "k": 3,
+            "classifier": "none",
+            **extra,
+        }
     )
 
 

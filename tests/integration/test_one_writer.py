@@ -58,6 +58,8 @@ def run_command(source, output, weights, run_id, *extra) -> list[str]:
         "4",
         "--run-id",
         run_id,
+        "--classifier",
+        "none",
         *extra,
     ]
 

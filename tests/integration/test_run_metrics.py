@@ -39,7 +39,8 @@ def small_input(sample_dir, tmp_path_factory):
 
 
 def options(input_folder, output, weights, **more) -> dict:
-    return {"input": str(input_folder), "output": str(output), "weights": weights, "image_size": 32, "k": 2, **more}
+    options = {"input": str(input_folder), "output": str(output), "weights": weights, "image_size": 32, "k": 2}
+    return {**options, "classifier": "none", **more}
 
 
 def series(labels: dict[str, str]) -> str:

@@ -64,6 +64,7 @@ def options(uri: str, output: Path, weights: str, endpoint: str) -> dict:
         "image_size": 32,
         "k": 4,
         "partitions": 16,
+        "classifier": "none",
         "s3_endpoint": endpoint,
         "s3_path_style": True,
         "s3_credentials": "static",
