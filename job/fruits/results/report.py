@@ -63,11 +63,17 @@ def scree_plot(explained: list[float], k: int, target: float | None) -> str:
     return _svg(figure)
 
 
+def _drawn(pca: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points a scatter draws: all, or a fixed random MAX_SCATTER_POINTS of them."""
+    if len(pca) <= MAX_SCATTER_POINTS:
+        return pca, labels
+    keep = np.random.default_rng(0).choice(len(pca), MAX_SCATTER_POINTS, replace=False)
+    return pca[keep], labels[keep]
+
+
 def scatter_views(pca: np.ndarray, labels: np.ndarray) -> tuple[str, str]:
     """(2-D scatter of PC1/PC2, pairwise grid of PC1..PC3), coloured by label."""
-    if len(pca) > MAX_SCATTER_POINTS:
-        keep = np.random.default_rng(0).choice(len(pca), MAX_SCATTER_POINTS, replace=False)
-        pca, labels = pca[keep], labels[keep]
+    pca, labels = _drawn(pca, labels)
     names = sorted(set(labels))
     colours = _colours(names)
     figure, axis = plt.subplots(figsize=(9, 7))
@@ -120,9 +126,7 @@ def _name_centres(axis: Any, pca: np.ndarray, labels: np.ndarray, names: list[st
 def per_label_panels(pca: np.ndarray, labels: np.ndarray) -> str:
     """One small PC1/PC2 panel per label, its points in colour over every image's density in
     grey: where each fruit lies and what it overlaps, whatever the number of labels."""
-    if len(pca) > MAX_SCATTER_POINTS:
-        keep = np.random.default_rng(0).choice(len(pca), MAX_SCATTER_POINTS, replace=False)
-        pca, labels = pca[keep], labels[keep]
+    pca, labels = _drawn(pca, labels)
     names = sorted(set(labels))
     y = pca[:, 1] if pca.shape[1] > 1 else np.zeros(len(pca))
     density, x_edges, y_edges = np.histogram2d(pca[:, 0], y, bins=60)
