@@ -1,8 +1,9 @@
 """The phone export: a finished run as one TFLite graph, from a uint8 RGB photo to its `pca`
 values (featurizer.tflite), and the same graph with a head that scores each label
 (classifier.tflite), for LiteRT on a device: the run's own logistic head (fitted in the job,
-`--classifier logistic`, the default where the run has one: Dense logits from its
-coefficients and intercepts, then softmax), or a nearest centroid (`--classifier centroid`).
+`--classifier logistic`, the default where the run has one: its coefficients and intercepts
+folded with the standardisation and the PCA into one Dense layer of logits, then softmax), or
+a nearest centroid (`--classifier centroid`).
 
 Everything the pipeline does after resizing is inside the graph: the backbone's input
 normalisation, the CNN, the standardisation and the PCA projection (one matrix product, as
@@ -114,16 +115,25 @@ def _graph(backbone, keras_model, reduction, image_size: int, head: Head | Logis
         x = keras.ops.flip(x, axis=-1)
     x = keras.layers.Rescaling(backbone.scale, offset=list(backbone.offset), name="normalise")(x)
     features = keras_model(x)
+    if isinstance(head, LogisticHead):
+        # standardise, PCA and logits are three affine maps in a row: one Dense layer of their
+        # product (backbone width x labels) holds them all, smaller than the k-wide projection
+        # and its head together and, quantized, rounded once instead of twice
+        coefficients = head.weights.coefficients.T
+        logits = keras.layers.Dense(len(head.labels), name="standardise_pca_and_logits")
+        scores = keras.layers.Softmax(name="softmax")(logits(features))
+        logits.set_weights(
+            [
+                (reduction.weights @ coefficients).astype(np.float32),
+                (reduction.bias @ coefficients + head.weights.intercepts).astype(np.float32),
+            ]
+        )
+        return keras.Model(image, scores, name="classifier")
     projection = keras.layers.Dense(reduction.k, name="standardise_and_pca")
     pca = projection(features)
     projection.set_weights([reduction.weights.astype(np.float32), reduction.bias.astype(np.float32)])
     if head is None:
         return keras.Model(image, pca, name="featurizer")
-    if isinstance(head, LogisticHead):  # the run's head: Dense(logits) -> softmax
-        logits = keras.layers.Dense(len(head.labels), name="logistic_head")
-        scores = keras.layers.Softmax(name="softmax")(logits(pca))
-        logits.set_weights([head.weights.coefficients.T.astype(np.float32), head.weights.intercepts.astype(np.float32)])
-        return keras.Model(image, scores, name="classifier")
     centroids = head.centroids.astype(np.float32)
     scoring = keras.layers.Dense(len(head.labels), name=f"{head.metric}_to_centroids")
     if head.metric == "cosine":
