@@ -9,6 +9,8 @@ BENCH_IMAGES  ?= 2592
 BENCH_REPEATS ?= 3
 BENCH_SIZES   ?=
 BENCH_SCALE_IMAGES ?= 0
+# `make bench-scale`: more options for its `fruitsctl run`, e.g. BENCH_SCALE_ARGS="--image-size 224"
+BENCH_SCALE_ARGS ?=
 
 # Image and cluster settings
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -131,7 +133,7 @@ bench-export: install ## The phone export only: sizes, parity, top-1, one-thread
 	$(BIN)/python bench/bench.py --only export
 
 bench-scale: install ## run, transform, evaluate, report, export on the 41,322 training images: wall, rows/s, peak RSS (bench/results-scale.json)
-	$(BIN)/python bench/scale.py --json bench/results-scale.json
+	$(BIN)/python bench/scale.py --json bench/results-scale.json --run-args "$(BENCH_SCALE_ARGS)"
 
 spark-base: install ## Build our Spark base: the official apache/spark recipe on Debian 12 (JRE 17, the pyspark wheel's Spark)
 	@test -n "$(CONTAINER)" || { echo "make spark-base needs docker or podman on the PATH"; exit 1; }
