@@ -75,7 +75,7 @@ def main() -> None:
             + ["--output", str(applied), *quiet],
             "evaluate": [*fruitsctl, "evaluate", str(run), "--json", "--to", str(work / "evaluation")],
             "report": [*fruitsctl, "report", str(run), "--to", str(work / "report")],
-            "export": [*fruitsctl, "export", str(run), "--to", str(work / "export")],
+            "export": [*fruitsctl, "export", str(run), "--to", str(work / "export"), "--quantize", "none"],
             "export_int8": [*fruitsctl, "export", str(run), "--to", str(work / "export-int8"), "--quantize", "int8"],
         }
         for name in ("transform", "evaluate", "report", "export", "export_int8"):

@@ -68,21 +68,33 @@ def test_the_classifier_is_the_runs_logistic_head_and_labels_held_out_images(exp
     assert abs(head["top1"] - float_run[1]["classifier"]["held_out_top1"]) <= 0.02, head
     assert (folder / LABELS).read_text().splitlines() == description["labels"]
     assert set(description["labels"]) == set(float_run[1]["labels"])
-    assert description["run_precision"] == "float32"
+    assert description["run_precision"] == "float32" and description["quantize"] == "none"  # the run's own
+    assert description["warnings"] == []  # the phone model labels as the run's head does
 
 
-def test_an_int8_runs_export_says_so_and_still_labels_its_images(sample_run, tmp_path):
-    """The default run is int8: the phone graph's float backbone differs from it by the
+def test_an_int8_runs_float_export_says_so_and_still_labels_its_images(sample_run, tmp_path):
+    """The default run is int8: a float phone graph's backbone differs from it by the
     quantization's noise, which the parity figures show, and the labels hold."""
     output, manifest, _ = sample_run
     assert manifest["backbone"]["precision"] == "int8"
-    description = export_run(str(output), tmp_path / "phone", DEFAULTS, classifier="centroid", check=64)
+    phone = tmp_path / "phone"
+    description = export_run(str(output), phone, DEFAULTS, classifier="centroid", quantize="none", check=64)
     parity = description["featurizer_parity"]
     assert description["run_precision"] == "int8"
     assert 1e-4 * parity["max_abs_pca"] < parity["max_abs_diff"] < 0.25 * parity["max_abs_pca"], parity
     head = description["classifier"]  # the nearest centroid, asked for though the run has a head
     assert description["classifier_kind"] == "centroid" and head["metric"] in ("cosine", "euclidean")
     assert head["top1"] >= 0.9, head  # the sample's fruits are well apart (1-NN on the run: ~0.99)
+
+
+def test_an_int8_run_exports_in_int8_unless_told_otherwise(sample_run, tmp_path):
+    """A head fitted on an int8 backbone's features expects its noise (at 81 classes a float
+    graph lost 6 points): without --quantize the export follows the run's precision."""
+    output, _, _ = sample_run
+    description = export_run(str(output), tmp_path / "phone", DEFAULTS, classifier="none", check=16)
+    assert description["run_precision"] == "int8" and description["quantize"] == "int8"
+    assert description["warnings"] == []  # no classifier measured, nothing to warn about
+    assert "float_max_abs_diff" in description["featurizer_parity"]  # a quantized featurizer was measured
 
 
 def test_int8_stays_within_a_point_of_float_and_is_smaller(float_run, exported, tmp_path):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fruits.cli.console import console, evaluation_table, print_result, report_summary
+from fruits.cli.console import console, evaluation_table, print_result, print_warning, report_summary
 from fruits.cli.extras import require_job_extra
 from fruits.results.evaluate import MAX_ROWS, evaluate
 from fruits.settings.config import JobConfig
@@ -105,12 +105,13 @@ def export_command(
         ),
     ] = None,
     quantize: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="none (float32), dynamic (int8 weights) or int8 (weights and "
-            "activations, calibrated on the run's images)."
+            help="none (float32), dynamic (int8 weights) or int8 (weights and activations, calibrated on "
+            "the run's images). Default: the run's precision (int8 for an int8 run, none for float32).",
+            show_default=False,
         ),
-    ] = "none",
+    ] = None,
     check: Annotated[
         int, typer.Option(min=0, help="Images the featurizer's parity with the run is measured on (0: all).")
     ] = 256,
@@ -127,4 +128,6 @@ def export_command(
         output, to, config, classifier=classifier, quantize=quantize, check=check, overwrite=overwrite
     )
     console.print(export_summary(description))
+    for warning in description["warnings"]:
+        print_warning(warning)
     print_result("Exported", str(to))

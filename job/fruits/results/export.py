@@ -51,6 +51,7 @@ QUANTIZE = ("none", "dynamic", "int8")
 CLASSIFIERS = ("logistic", "centroid", "none")
 WARM_UP_PHOTOS = 5  # untimed calls before export.json's ms per photo
 REPRESENTATIVE_IMAGES = 200  # int8 calibration: images drawn from the run's training rows
+LOST_TOP1 = 0.02  # a phone model this far below the run's head gets a warning
 
 
 @dataclass(frozen=True)
@@ -222,20 +223,22 @@ def export_run(
     config: JobConfig,
     *,
     classifier: str | None = None,
-    quantize: str = "none",
+    quantize: str | None = None,
     check: int = 256,
     overwrite: bool = False,
     seed: int = 0,
 ) -> dict:
     """Export the finished run at `uri` into the folder `to`; returns export.json's content.
     `check`: how many of the run's images the featurizer's parity is measured on (0: all).
-    `classifier`: None: the run's logistic head where it has one, else the nearest centroid."""
-    if (classifier is not None and classifier not in CLASSIFIERS) or quantize not in QUANTIZE:
+    `classifier`: None: the run's logistic head where it has one, else the nearest centroid.
+    `quantize`: None: the run's own arithmetic (int8 for an int8 run, see `default_quantize`)."""
+    if classifier not in (None, *CLASSIFIERS) or quantize not in (None, *QUANTIZE):
         raise UserError(f"--classifier is one of {', '.join(CLASSIFIERS)} and --quantize one of {', '.join(QUANTIZE)}.")
     results = open_run(uri, config)
     _refuse_unexportable(results)
     _refuse_other_backbone(results)
     manifest, settings = results.manifest, results.manifest.get("config") or {}
+    quantize = quantize or default_quantize(settings.get("precision", "float32"))
     backbone, size = BACKBONES[manifest["backbone"]["name"]], int(manifest["backbone"]["image_size"])
     try:
         reduction = load_reduction(results.run.store, MODEL)
@@ -298,6 +301,7 @@ def export_run(
         classifier_figures = _classifier_figures(
             results, files[CLASSIFIER], head, test, size, quantize, head_accuracy, lambda: _convert(scorer, "none", [])
         )
+    warnings = arithmetic_warnings(classifier_figures, quantize, settings.get("precision", "float32"))
     files[LABELS] = ("\n".join(head.labels if head else sorted(set(labels))) + "\n").encode()
     description = {
         "format": "fruits-export/1",
@@ -333,11 +337,39 @@ def export_run(
         "featurizer_parity": parity,
         "classifier": classifier_figures,
         "file_bytes": {name: len(data) for name, data in files.items()},
+        "warnings": warnings,
         "versions": _versions(),
     }
     files[EXPORT_JSON] = json.dumps(description, indent=2, ensure_ascii=False).encode()
     _write(to, files)
     return description
+
+
+def arithmetic_warnings(figures: dict | None, quantize: str, run_precision: str) -> list[str]:
+    """A phone model that labels the held-out photos clearly worse than the run's head does on
+    the run's own features: said in one sentence, with the likely fix when the arithmetics differ."""
+    if not figures or not figures["top1_on_the_runs_pca"]:
+        return []
+    on_the_run = max(figures["top1_on_the_runs_pca"].values())
+    if figures["top1"] >= on_the_run - LOST_TOP1:
+        return []
+    fix = (
+        f" (the run's backbone is {run_precision}, this export {quantize}: export with --quantize "
+        f"{default_quantize(run_precision)}, or rerun with --precision {'int8' if quantize == 'int8' else 'float32'})"
+        if quantize != default_quantize(run_precision)
+        else ""
+    )
+    return [
+        f"The exported classifier labels {figures['top1']:.1%} of the held-out photos right, the run's head "
+        f"{on_the_run:.1%} on the run's features{fix}."
+    ]
+
+
+def default_quantize(run_precision: str) -> str:
+    """The export's arithmetic when none is asked for: the run's. A head fitted on an int8
+    backbone's features expects that backbone's noise: on Fruits-360's 41,322 training images at
+    224 px, such a head scored 0.970 top-1 through an int8 export and 0.913 through a float one."""
+    return "int8" if run_precision == "int8" else "none"
 
 
 def _featurizer_parity(content: bytes, float_content: bytes, images: list[np.ndarray], expected: np.ndarray) -> dict:
