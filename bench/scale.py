@@ -15,6 +15,7 @@ figures within one run of this script.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from bench import ROOT, SHARED, WEIGHTS, PeakRss
 
 FRUITSCTL = ROOT / ".venv" / "bin" / "fruitsctl"
 TRAINING = SHARED / "data" / "fruits360-training"
+EXPORTS = {"none": "export", "int8": "export_int8"}  # each --quantize measured, and its command's name
 EXPORT_FIGURES = ("classifier_kind", "file_bytes", "classifier", "split")  # kept from each export.json
 
 
@@ -65,27 +67,29 @@ def main() -> None:
         fruitsctl = [str(FRUITSCTL)]
         quiet = ["--spark-conf", "spark.ui.enabled=false"]
         weights = ["--weights", str(WEIGHTS)]  # the shared backbone: no ImageNet download offline
-        commands = {"run": [*fruitsctl, "run", "--input", str(args.input), "--output", str(run), *weights, *quiet]}
-        commands["run"] += args.run_args.split()
-        figures["commands"]["run"] = timed(commands["run"])
+        run_options = [*weights, *quiet, *shlex.split(args.run_args)]
+        figures["commands"]["run"] = timed(
+            [*fruitsctl, "run", "--input", str(args.input), "--output", str(run), *run_options]
+        )
         manifest = json.loads((run / "manifest.json").read_text())
         images, labels = manifest["counts"]["ok"], len(manifest["labels"])
-        commands |= {
+        commands = {  # each reads the run's output
             "transform": [*fruitsctl, "transform", "--model", str(run), "--input", str(args.input)]
             + ["--output", str(applied), *quiet],
             "evaluate": [*fruitsctl, "evaluate", str(run), "--json", "--to", str(work / "evaluation")],
             "report": [*fruitsctl, "report", str(run), "--to", str(work / "report")],
-            "export": [*fruitsctl, "export", str(run), "--to", str(work / "export"), "--quantize", "none"],
-            "export_int8": [*fruitsctl, "export", str(run), "--to", str(work / "export-int8"), "--quantize", "int8"],
         }
-        for name in ("transform", "evaluate", "report", "export", "export_int8"):
-            figures["commands"][name] = timed(commands[name])
+        commands |= {
+            name: [*fruitsctl, "export", str(run), "--to", str(work / name), "--quantize", quantize]
+            for quantize, name in EXPORTS.items()
+        }
+        for name, command in commands.items():
+            figures["commands"][name] = timed(command)
         for row in figures["commands"].values():  # every command reads all the run's rows
             row["rows_per_s"] = round(images / row["wall_s"], 1)
         evaluation = json.loads((work / "evaluation" / "evaluation.json").read_text())
         exported = {
-            quantize: json.loads((work / folder / "export.json").read_text())
-            for quantize, folder in (("none", "export"), ("int8", "export-int8"))
+            quantize: json.loads((work / name / "export.json").read_text()) for quantize, name in EXPORTS.items()
         }
         figures |= {
             "images": images,

@@ -238,7 +238,8 @@ def export_run(
     _refuse_unexportable(results)
     _refuse_other_backbone(results)
     manifest, settings = results.manifest, results.manifest.get("config") or {}
-    quantize = quantize or default_quantize(settings.get("precision", "float32"))
+    run_precision = settings.get("precision", "float32")
+    quantize = quantize or default_quantize(run_precision)
     backbone, size = BACKBONES[manifest["backbone"]["name"]], int(manifest["backbone"]["image_size"])
     try:
         reduction = load_reduction(results.run.store, MODEL)
@@ -301,7 +302,7 @@ def export_run(
         classifier_figures = _classifier_figures(
             results, files[CLASSIFIER], head, test, size, quantize, head_accuracy, lambda: _convert(scorer, "none", [])
         )
-    warnings = arithmetic_warnings(classifier_figures, quantize, settings.get("precision", "float32"))
+    warnings = arithmetic_warnings(classifier_figures, quantize, run_precision)
     files[LABELS] = ("\n".join(head.labels if head else sorted(set(labels))) + "\n").encode()
     description = {
         "format": "fruits-export/1",
@@ -331,7 +332,7 @@ def export_run(
         "quantize": quantize,
         # the run's backbone arithmetic: an int8 run's features differ from this float graph's by
         # the quantization's noise (featurizer_parity shows how much)
-        "run_precision": settings.get("precision", "float32"),
+        "run_precision": run_precision,
         "split": how,
         "classifier_kind": classifier,
         "featurizer_parity": parity,
